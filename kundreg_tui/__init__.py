@@ -1,0 +1,3 @@
+"""kundreg — ett kundregister i terminalen."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,182 @@
+"""Engines, connection settings and migrations.
+
+SQLite: WAL, a busy timeout, ``BEGIN IMMEDIATE`` for writes (the driver is put in autocommit
+mode and every transaction is begun by us). PostgreSQL through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from platformdirs import user_data_dir
+from sqlalchemy.engine import Connection, Engine
+
+BUSY_TIMEOUT_MS = 10_000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """A database problem told in words a user can act on."""
+
+
+def default_db_path() -> Path:
+    return Path(user_data_dir("kundreg", appauthor=False)) / "kundreg.db"
+
+
+def resolve_url(db: str | None) -> str:
+    """``--db`` / ``KUNDREG_DB``: a SQLite path or a PostgreSQL URL; default: the user's data folder."""
+    db = db or os.environ.get("KUNDREG_DB") or ""
+    if not db:
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return f"sqlite:///{path}"
+    if db.startswith(("postgresql://", "postgres://")):
+        rest = db.split("://", 1)[1]
+        return f"postgresql+psycopg://{rest}"
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().absolute()}"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _create_private(path: Path) -> None:
+    """A new register file is readable by its owner only (0600)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    os.close(fd)
+
+
+def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
+    path = _sqlite_path(url)
+    if path is not None:
+        _create_private(path)
+        if not os.access(path, os.R_OK):
+            raise DatabaseError(f"Kan inte läsa {path}: kontrollera behörigheterna.")
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=8,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("kundreg_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    return sa.create_engine(url)
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite): all of it lands, or none."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(kundreg_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_conn(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def current_actor() -> str:
+    """The OS user behind this change (``SUDO_USER`` when run through sudo)."""
+    sudo = os.environ.get("SUDO_USER")
+    if sudo:
+        return sudo
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container
+        return str(os.getuid())
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(sa.create_engine("sqlite://"))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (fast no-op when it already is)."""
+    from alembic import command
+
+    try:
+        if current_revision(engine) == _known_head():
+            return
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"Databasen kan inte öppnas: {exc.orig}") from exc
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def _known_head() -> str:
+    # The newest revision id, read from the file names without loading Alembic's script machinery.
+    heads = sorted(p.stem.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
+    return heads[-1] if heads else ""
+
+
+def open_engine(db: str | None) -> Engine:
+    """Resolve ``--db``, connect, apply migrations."""
+    engine = make_engine(resolve_url(db))
+    migrate(engine)
+    return engine

@@ -1,0 +1,236 @@
+"""Validation and normalisation of customer values, field by field.
+
+Every path into the register (form, file import, paste, command line) goes through
+``validate_customer``; the import's fast path calls the same field functions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, model_validator
+from stdnum.eu import vat as eu_vat
+from stdnum.se import orgnr, personnummer
+
+from kundreg_tui.domain.fields import FIELD_BY_NAME, FIELD_NAMES, KIND_COMPANY, KIND_PERSON
+from kundreg_tui.domain.text import describe_char, forbidden_chars, normalise
+from kundreg_tui.i18n import _
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+_NUMBER_RE = re.compile(r"^[\w\-+/]+$")
+_EMAIL_FAST = re.compile(r"^[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$")
+_PHONE_FAST = re.compile(r"^(?:\+46|0)7\d[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2}$")
+_KIND_WORDS = {
+    "company": KIND_COMPANY, "företag": KIND_COMPANY, "foretag": KIND_COMPANY, "f": KIND_COMPANY,
+    "organisation": KIND_COMPANY, "business": KIND_COMPANY, "c": KIND_COMPANY,
+    "person": KIND_PERSON, "privatperson": KIND_PERSON, "privat": KIND_PERSON, "p": KIND_PERSON,
+    "private": KIND_PERSON, "individual": KIND_PERSON,
+}
+_COUNTRY_WORDS = {"sverige": "SE", "sweden": "SE", "norge": "NO", "norway": "NO", "danmark": "DK",
+                  "denmark": "DK", "finland": "FI", "suomi": "FI", "tyskland": "DE", "germany": "DE"}
+COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) | {"SE", "AQ", "BV", "GS", "HM", "PN", "TF", "UM"}
+
+
+def clean(name: str, raw: str | None) -> str:
+    """Normalise one raw value and refuse characters that may never be stored."""
+    spec = FIELD_BY_NAME[name]
+    value = normalise(raw, multiline=spec.multiline)
+    bad = forbidden_chars(value, multiline=spec.multiline)
+    if bad:
+        raise FieldError(name, _("{field}: otillåtet tecken {char} (styr- eller riktningstecken)").format(
+            field=spec.label_text, char=describe_char(bad[0])))
+    if len(value) > spec.max_length:
+        raise FieldError(name, _("{field}: högst {n} tecken").format(field=spec.label_text, n=spec.max_length))
+    return value
+
+
+def check_number(value: str) -> str:
+    if value and not _NUMBER_RE.match(value):
+        raise FieldError("number", _("Kundnummer får bara innehålla bokstäver, siffror och - + / _"))
+    return value
+
+
+def check_kind(value: str) -> str:
+    if not value:
+        return KIND_COMPANY
+    kind = _KIND_WORDS.get(value.casefold())
+    if kind is None:
+        raise FieldError("kind", _("Kundtyp ska vara Företag eller Privatperson"))
+    return kind
+
+
+def check_org_number(value: str, kind: str) -> str:
+    if not value:
+        return value
+    try:
+        if kind == KIND_PERSON and personnummer.is_valid(value):
+            return str(personnummer.format(value))
+        digits = re.sub(r"[\s\-+]", "", value)
+        if len(digits) == 12 and personnummer.is_valid(value):
+            return str(personnummer.format(value))
+        return str(orgnr.format(orgnr.validate(value)))
+    except Exception:
+        if kind == KIND_PERSON:
+            raise FieldError("org_number", _("Ogiltigt personnummer (kontrollsiffran stämmer inte)")) from None
+        raise FieldError("org_number", _("Ogiltigt organisationsnummer (kontrollsiffran stämmer inte)")) from None
+
+
+@lru_cache(maxsize=4096)
+def check_vat(value: str) -> str:
+    if not value:
+        return value
+    try:
+        return str(eu_vat.validate(value))
+    except Exception:
+        raise FieldError("vat_number", _("Ogiltigt momsregistreringsnummer")) from None
+
+
+def check_email(value: str) -> str:
+    if not value:
+        return value
+    if _EMAIL_FAST.match(value):
+        return value
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise FieldError("email", _("Ogiltig e-postadress: {value}").format(value=value)) from None
+    return value
+
+
+def email_key(value: str) -> str | None:
+    return value.strip().casefold() or None
+
+
+def phone_warning(value: str, country: str = "SE") -> str | None:
+    """A phone number is kept as typed; an implausible one only gives a warning."""
+    if not value or _PHONE_FAST.match(value):
+        return None
+    try:
+        parsed = phonenumbers.parse(value, country or "SE")
+        if phonenumbers.is_possible_number(parsed):
+            return None
+    except phonenumbers.NumberParseException:
+        pass
+    return _("Telefonnumret ser ovanligt ut: {value}").format(value=value)
+
+
+def check_postal_code(value: str, country: str) -> str:
+    if not value:
+        return value
+    if country == "SE":
+        digits = value.replace(" ", "").replace("-", "")
+        if len(digits) == 5 and digits.isdigit():
+            return f"{digits[:3]} {digits[3:]}"
+        if digits.upper().startswith("SE") and len(digits) == 7 and digits[2:].isdigit():
+            return f"{digits[2:5]} {digits[5:]}"
+        raise FieldError("postal_code", _("Postnummer ska ha fem siffror, t.ex. 123 45"))
+    return value
+
+
+def check_country(value: str) -> str:
+    if not value:
+        return "SE"
+    code = _COUNTRY_WORDS.get(value.casefold(), value.upper())
+    if code not in COUNTRY_CODES:
+        raise FieldError("country", _("Land ska vara en landskod enligt ISO 3166, t.ex. SE"))
+    return code
+
+
+@dataclass
+class ValidationResult:
+    values: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_customer(raw: dict[str, Any], *, partial: bool = False) -> ValidationResult:
+    """Normalise and validate a customer's values.
+
+    ``partial``: only the given fields are checked (an import row that leaves the rest alone);
+    the name is then only required when it is given.
+    """
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    names = [n for n in FIELD_NAMES if n in raw] if partial else list(FIELD_NAMES)
+    for name in names:
+        try:
+            values[name] = clean(name, raw.get(name))
+        except FieldError as exc:
+            errors[name] = exc.message
+    result = ValidationResult(values, errors)
+
+    def run(name: str, fn: Any, *args: Any) -> None:
+        if name in values and name not in errors:
+            try:
+                values[name] = fn(values[name], *args)
+            except FieldError as exc:
+                errors[exc.field] = exc.message
+
+    run("number", check_number)
+    run("kind", check_kind)
+    run("country", check_country)
+    kind = values.get("kind", KIND_COMPANY)
+    country = values.get("country", "SE")
+    run("org_number", check_org_number, kind)
+    run("vat_number", check_vat)
+    run("email", check_email)
+    run("postal_code", check_postal_code, country)
+    if "name" in values and not values["name"] and "name" not in errors:
+        joined = " ".join(p for p in (values.get("first_name", ""), values.get("last_name", "")) if p)
+        if joined:
+            values["name"] = joined
+        elif not partial or "name" in raw:
+            errors["name"] = _("Kundnamn måste anges")
+    if "phone" in values and "phone" not in errors:
+        warning = phone_warning(values["phone"], country)
+        if warning:
+            result.warnings["phone"] = warning
+    return result
+
+
+class CustomerData(BaseModel):
+    """A validated customer (non-table model): build it with ``CustomerData.parse``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    number: str = ""
+    kind: str = KIND_COMPANY
+    name: str
+    first_name: str = ""
+    last_name: str = ""
+    org_number: str = ""
+    vat_number: str = ""
+    email: str = ""
+    phone: str = ""
+    address: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = "SE"
+    reference: str = ""
+    notes: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            result = validate_customer(data)
+            if result.errors:
+                raise ValueError("; ".join(result.errors.values()))
+            return result.values
+        return data
+
