@@ -1,0 +1,230 @@
+"""Realistic Swedish demo customers (faker ``sv_SE``), fast enough for a million.
+
+Faker is slow per call, so it fills pools of names, streets and cities once; rows are then
+combined from the pools with a seeded ``random.Random``: the same seed gives the same register.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from kundreg_tui.domain.database import write_tx
+from kundreg_tui.domain.fields import FIELD_NAMES, KIND_COMPANY, KIND_PERSON
+from kundreg_tui.domain.keys import derived_columns
+from kundreg_tui.domain.models import customer_table, meta_table
+from kundreg_tui.domain.register import FIRST_NUMBER, NEXT_NUMBER_KEY
+from kundreg_tui.domain.text import fold, swedish_key
+
+COLUMNS = [*FIELD_NAMES, "number_key", "name_key", "city_key", "email_key", "search_key",
+           "version", "created_at", "updated_at"]
+
+
+def _luhn_digit(digits: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+class DemoFactory:
+    def __init__(self, seed: int = 1) -> None:
+        from faker import Faker
+
+        fake = Faker("sv_SE")
+        fake.seed_instance(seed)
+        self.rng = random.Random(seed)
+        self.first = sorted({fake.first_name() for _ in range(1500)})
+        self.last = sorted({fake.last_name() for _ in range(1500)})
+        self.streets = sorted({fake.street_name() for _ in range(1500)})
+        self.cities = sorted({fake.city() for _ in range(400)})
+        self.company_words = sorted({fake.last_name() for _ in range(600)})
+        self.suffixes = ["AB", "HB", "KB", "Handelsbolag", "& Söner AB", "Konsult AB", "Bygg AB",
+                         "Ekonomi AB", "Design", "Service AB", "i Sverige AB", "Fastigheter AB"]
+        self.domains = ["exempel.se", "example.com", "post.se", "mejl.se", "foretag.se", "test.nu"]
+
+    def _org(self, person: bool) -> str:
+        rng = self.rng
+        if person:
+            y = rng.randint(1940, 2004)
+            body = f"{y % 100:02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+            return f"{y // 100}{body[:6]}-{body[6:]}{_luhn_digit(body)}"
+        body = f"{rng.choice('25789')}{rng.randint(2, 9)}{rng.randint(0, 9_999_999):07d}"
+        return f"{body[:6]}-{body[6:]}{_luhn_digit(body)}"
+
+    def values(self, number: int) -> dict[str, str]:
+        rng = self.rng
+        person = rng.random() < 0.4
+        first, last = rng.choice(self.first), rng.choice(self.last)
+        if person:
+            name = f"{first} {last}"
+            email = f"{first}.{last}.{number}@{rng.choice(self.domains)}".lower()
+        else:
+            name = f"{rng.choice(self.company_words)} {rng.choice(self.suffixes)}"
+            email = f"info.{number}@{rng.choice(self.domains)}"
+        postal = f"{rng.randint(100, 989)} {rng.randint(0, 99):02d}"
+        return {
+            "number": str(number),
+            "kind": KIND_PERSON if person else KIND_COMPANY,
+            "name": name,
+            "first_name": first if person else "",
+            "last_name": last if person else "",
+            "org_number": self._org(person) if rng.random() < 0.8 else "",
+            "vat_number": "",
+            "email": email.replace("å", "a").replace("ä", "a").replace("ö", "o").replace(" ", ""),
+            "phone": f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+            "address": f"{rng.choice(self.streets)} {rng.randint(1, 120)}",
+            "postal_code": postal,
+            "city": rng.choice(self.cities),
+            "country": "SE",
+            "reference": "" if person else f"{rng.choice(self.first)} {rng.choice(self.last)}",
+            "notes": "",
+        }
+
+
+def demo_rows(count: int, start: int, seed: int = 1) -> Iterator[tuple[Any, ...]]:
+    factory = DemoFactory(seed)
+    ts = datetime.now(UTC)
+    for i in range(count):
+        values = factory.values(start + i)
+        derived = derived_columns(values)
+        yield (*values.values(), *derived.values(), 1, ts, ts)
+
+
+def _pool_rows(factory: DemoFactory) -> dict[str, list[tuple[Any, ...]]]:
+    """Pools of finished values with their keys, so that SQLite only has to pick and join."""
+
+    def mail(v: str) -> str:
+        return fold(v).replace(" ", "").replace("'", "")
+
+    rng = random.Random(11)
+    people = []
+    for i in range(50_000):
+        first, last = rng.choice(factory.first), rng.choice(factory.last)
+        name = f"{first} {last}"
+        people.append((i, name, swedish_key(name), fold(name), f"{mail(first)}.{mail(last)}.", first, last))
+    companies = []
+    for i in range(20_000):
+        name = f"{rng.choice(factory.company_words)} {rng.choice(factory.suffixes)}"
+        ref = f"{rng.choice(factory.first)} {rng.choice(factory.last)}"
+        companies.append((i, name, swedish_key(name), fold(name), ref, "", ""))
+    cities = [(i, v, swedish_key(v), "", "", "", "") for i, v in enumerate(factory.cities)]
+    addresses = [(i, f"{rng.choice(factory.streets)} {rng.randint(1, 120)}", "", "", "", "", "")
+                 for i in range(20_000)]
+    phones = [(i, f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+               "", "", "", "", "") for i in range(20_000)]
+    postals = [(i, f"{rng.randint(100, 989)} {rng.randint(0, 99):02d}", "", "", "", "", "") for i in range(10_000)]
+    domains = [(i, v, "", "", "", "", "") for i, v in enumerate(factory.domains)]
+    orgs = [(i, o, o.replace("-", ""), "", "", "", "") for i, o in enumerate(factory._org(False) for _ in range(5000))]
+    pnrs = [(i, o, o.replace("-", ""), "", "", "", "") for i, o in enumerate(factory._org(True) for _ in range(5000))]
+    return {"p_person": people, "p_company": companies, "p_city": cities, "p_addr": addresses,
+            "p_phone": phones, "p_postal": postals, "p_domain": domains, "p_org": orgs, "p_pnr": pnrs}
+
+
+# Row i of the demo is made inside SQLite from the pools: each pick is a hash of i.
+_SQLITE_DEMO = """
+WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :count - 1),
+r AS (
+  SELECT i, :start + i AS num, ((i * 2654435761 + :seed) % 1000003) % 10 < 4 AS person,
+         ((i + :seed) * 2246822519 + 3266489917) % 4294967291 AS h1,
+         ((i + :seed) * 3266489917 + 668265263) % 4294967279 AS h2,
+         ((i + :seed) * 668265263 + 374761393) % 4294967231 AS h3
+  FROM s
+)
+INSERT INTO customer (number, kind, name, first_name, last_name, org_number, vat_number, email,
+  phone, address, postal_code, city, country, reference, notes, number_key, name_key, city_key,
+  email_key, search_key, version, created_at, updated_at)
+SELECT CAST(num AS TEXT), CASE WHEN person THEN 'person' ELSE 'company' END, n.a,
+  CASE WHEN person THEN n.e ELSE '' END, CASE WHEN person THEN n.f ELSE '' END,
+  o.a, '', em, ph.a, ad.a, po.a, c.a, 'SE', CASE WHEN person THEN '' ELSE n.d END, '',
+  printf('%020d', num), n.b, c.b, em,
+  n.c || char(31) || num || char(31) || em || char(31) || o.a || char(31) || o.b, 1, :ts, :ts
+FROM (
+  SELECT r.*, CASE WHEN person THEN (SELECT p.d FROM p_person p WHERE p.i = r.h1 % :n_person) ELSE 'info.' END
+         || num || '@' || (SELECT d.a FROM p_domain d WHERE d.i = (r.h1 / 3) % :n_domain) AS em
+  FROM r
+) r
+JOIN (SELECT * FROM p_person UNION ALL SELECT i + 1000000, a, b, c, d, e, f FROM p_company) n
+  ON n.i = CASE WHEN person THEN r.h1 % :n_person ELSE 1000000 + r.h3 % :n_company END
+JOIN p_city c ON c.i = (r.h2 / 13) % :n_city
+JOIN p_addr ad ON ad.i = (r.h3 / 11) % :n_addr
+JOIN p_phone ph ON ph.i = (r.h2 / 7) % :n_phone
+JOIN p_postal po ON po.i = (r.h1 / 17) % :n_postal
+JOIN (SELECT * FROM p_org UNION ALL SELECT i + 1000000, a, b, c, d, e, f FROM p_pnr
+      UNION ALL SELECT -1, '', '', '', '', '', '') o
+  ON o.i = CASE WHEN r.h3 % 5 = 0 THEN -1 WHEN person THEN 1000000 + (r.h2 / 19) % :n_pnr
+                ELSE (r.h2 / 19) % :n_org END
+"""
+
+_DEMO_INDEXES = ["ix_customer_email_live", "ix_customer_live_number", "ix_customer_live_name", "ix_customer_live_city",
+                 "ix_customer_live_email", "ix_customer_live_phone"]
+
+
+def _fill_sqlite(conn: sa.Connection, count: int, start: int, seed: int,
+                 progress: Callable[[int, int], None] | None, chunk: int) -> None:
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    factory = DemoFactory(seed)
+    dbapi.execute("PRAGMA cache_size=-1048576")  # 1 GiB while bulk loading: index builds sort in memory
+    dbapi.execute("PRAGMA threads=2")
+    pools = _pool_rows(factory)
+    for table, rows in pools.items():
+        dbapi.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        dbapi.execute(f"CREATE TEMP TABLE {table} (i INTEGER PRIMARY KEY, a, b, c, d, e, f)")
+        dbapi.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    empty = dbapi.execute("SELECT count(*) FROM customer").fetchone()[0] == 0
+    index_sql: list[str] = []
+    if empty:  # building the indexes once over sorted data beats keeping them up row by row
+        for name in _DEMO_INDEXES:
+            sql = dbapi.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+            if sql:
+                index_sql.append(sql[0])
+                dbapi.execute(f"DROP INDEX {name}")
+    sizes = {f"n_{table[2:]}": len(rows) for table, rows in pools.items()}
+    ts = str(datetime.now(UTC).replace(tzinfo=None))
+    done = 0
+    while done < count:
+        n = min(chunk, count - done)
+        dbapi.execute(_SQLITE_DEMO, {"count": n, "start": start + done, "seed": seed + done, "ts": ts, **sizes})
+        done += n
+        if progress:
+            progress(done, count)
+    for sql in index_sql:
+        dbapi.execute(sql)
+    dbapi.execute("PRAGMA cache_size=-65536")
+
+
+def fill_demo(engine: Engine, count: int, seed: int = 1,
+              progress: Callable[[int, int], None] | None = None, chunk: int = 100_000) -> int:
+    """Add ``count`` demo customers numbered after the register's series; returns how many."""
+    with write_tx(engine) as conn:
+        value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == NEXT_NUMBER_KEY)).scalar()
+        top = conn.execute(sa.select(sa.func.max(customer_table.c.id))).scalar() or 0
+        start = max(int(value) if value else FIRST_NUMBER, FIRST_NUMBER + top)
+        if value:
+            conn.execute(sa.update(meta_table).where(meta_table.c.key == NEXT_NUMBER_KEY)
+                         .values(value=str(start + count)))
+        else:
+            conn.execute(sa.insert(meta_table).values(key=NEXT_NUMBER_KEY, value=str(start + count)))
+        if engine.dialect.name == "sqlite":
+            _fill_sqlite(conn, count, start, seed, progress, chunk)
+            return count
+        rows = demo_rows(count, start, seed)
+        done = 0
+        while done < count:
+            batch = [next(rows) for _ in range(min(20_000, count - done))]
+            conn.execute(sa.insert(customer_table), [dict(zip(COLUMNS, r, strict=True)) for r in batch])
+            done += len(batch)
+            if progress:
+                progress(done, count)
+    return count
