@@ -54,7 +54,8 @@ def visible(value: str, *, keep_newlines: bool = False) -> str:
         return _UNSAFE_DISPLAY_RE.sub(_visible, value) if value else value
     if not value:
         return value
-    value = value.replace("\n", "\u21b5 ") if "\n" in value else value
+    if "\n" in value or "\u2028" in value or "\u2029" in value:
+        value = value.replace("\n", "\u21b5 ").replace("\u2028", "\u21b5 ").replace("\u2029", "\u21b5 ")
     return _UNSAFE_RE.sub(_visible, value)
 
 

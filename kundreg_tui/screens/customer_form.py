@@ -57,7 +57,7 @@ class CustomerForm(Screen[CustomerRecord | None]):
                 yield Select(
                     [(kind_label(KIND_COMPANY), KIND_COMPANY), (kind_label(KIND_PERSON), KIND_PERSON)],
                     value=self.record.kind if self.record else KIND_COMPANY,
-                    allow_blank=False, id="f-kind", classes="form-input",
+                    allow_blank=False, id="f-kind", classes="form-input", compact=True,
                 )
             for spec in FORM_FIELDS:
                 with Vertical(classes="form-field", id=f"row-{spec.name}"):
@@ -74,7 +74,8 @@ class CustomerForm(Screen[CustomerRecord | None]):
             area = TextArea(value, id=f"f-{name}", classes="form-input form-multiline",
                             soft_wrap=True, tab_behavior="focus", show_line_numbers=False)
             return area
-        widget = Input(value=value, id=f"f-{name}", classes="form-input", max_length=max_length)
+        widget = Input(value=value, id=f"f-{name}", classes="form-input", max_length=max_length,
+                       compact=True)
         if name == "number":
             if self.record is not None:
                 widget.disabled = True
