@@ -104,5 +104,16 @@ def demo_cmd(ctx: click.Context, count: int, seed: int) -> None:
     click.echo(_("{n} kunder skapade på {s:.1f} s").format(n=count, s=time.monotonic() - started), err=True)
 
 
+def _register_commands() -> None:
+    from kundreg_tui.cli_export import export_cmd
+
+    main.add_command(export_cmd)
+
+
+try:
+    _register_commands()
+except ImportError:  # pragma: no cover - a command module not built yet
+    pass
+
 if __name__ == "__main__":
     main()

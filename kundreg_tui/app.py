@@ -24,6 +24,7 @@ class KundregApp(App[None]):
         styles_dir() / "register.tcss",
         styles_dir() / "forms.tcss",
         styles_dir() / "import.tcss",
+        styles_dir() / "export.tcss",
     ]
     TITLE = "kundreg"
     ENABLE_COMMAND_PALETTE = True
