@@ -473,11 +473,13 @@ class ImportPlan:
         with self.lock:
             conn = self._connect()
             with conn.begin():
-                result = conn.execute(sa.select(s.seq, s.line, s.cls, s.f_number, s.reason, s.warning,
-                                                 s.cust_id).order_by(s.seq))
+                result = conn.execute(
+                    sa.select(s.seq, s.line, s.cls, sa.func.coalesce(s.f_number, C.number).label("number"),
+                              s.reason, s.warning)
+                    .select_from(self.stage.outerjoin(customer_table, C.id == s.cust_id)).order_by(s.seq))
                 rows = result.all()
         for r in rows:
-            yield RowResult(r.seq, r.line, r.cls or ERROR, r.f_number or "", r.reason or "", r.warning or "")
+            yield RowResult(r.seq, r.line, r.cls or ERROR, r.number or "", r.reason or "", r.warning or "")
 
     # ------------------------------------------------------------------ commit
     def commit(self, progress: Callable[[str], None] | None = None) -> Receipt:
