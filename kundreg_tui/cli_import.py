@@ -134,7 +134,7 @@ def import_cmd(ctx: click.Context, file: str, encoding: str | None, delimiter: s
                 receipt = plan.commit()
                 committed = True
                 batch_id = receipt.batch_id
-            rows = list(plan.rows())
+            rows = list(plan.rows(only_errors=not as_json))
     except CsvReadError as exc:
         _fail(str(exc), as_json)
         return

@@ -62,6 +62,7 @@ __all__ = [
     "detect_encoding",
     "open_csv",
     "open_text",
+    "preview_lines",
     "sniff_delimiter",
     "sniff_settings",
     "strip_excel_guard",
@@ -69,7 +70,6 @@ __all__ = [
 
 # A path (str or PathLike), the bytes of a file, or an open stream (binary or text).
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | TextIO
-# (start line, end line, fields or None when the csv module refused the record, its error)
 
 #: Delimiters proposed for a file, in order of preference on a tie.
 DELIMITERS: tuple[str, ...] = (";", ",", "\t", "|")
@@ -128,9 +128,13 @@ class Record(NamedTuple):
     """One data record.
 
     ``line`` is the physical line where the record starts; ``values`` are the fields as read
-    (raw: not trimmed, not normalised); ``problem`` is a translated message when the record cannot
-    be used as it stands (wrong number of fields, bad quoting), else ``None``. A record with a
-    problem is still yielded: one bad row never refuses the whole file.
+    (raw: not trimmed, not normalised; the Excel guard undone when the settings say so);
+    ``problem`` is a translated message when the record cannot be used as it stands, else
+    ``None``. A record with a problem is still yielded: one bad row never refuses the whole file.
+
+    Without a problem ``values`` has exactly one entry per header column (empty fields past the
+    last column, as in ``a;b;;``, are dropped). With one, it has as many as the row had (wrong
+    number of fields), or none (bad quoting: the csv module gives no fields).
     """
 
     line: int
@@ -690,6 +694,8 @@ class CsvSource:
       (1 MiB) ahead of the record last yielded.
     * ``blank_rows``: empty records skipped by the last pass (lines with nothing, or only
       delimiters, as Excel leaves below a sheet's data).
+
+    Progress and ``blank_rows`` follow the pass started last; run one pass at a time.
     """
 
     def __init__(self, opened: _Opened, settings: ReadSettings, *, is_text: bool) -> None:
@@ -919,7 +925,7 @@ class CsvSource:
         return CsvReadError(message.format(line=line), line)
 
     def _empty_error(self) -> CsvReadError:
-        if self.settings.first_row > 1:
+        if self.settings.start_row > 1:
             return CsvReadError(
                 _("Det finns inga rader att läsa från rad {line}.").format(
                     line=self.settings.first_row
@@ -1011,18 +1017,37 @@ class CsvSource:
         for the UI to make visible (``text.visible``). Item ``i`` of the list is line ``i + 1``
         of the input. Only the first 64 KiB are looked at.
         """
-        if self._opened.text is not None:
-            text = self._opened.text[:HEAD_SIZE].removeprefix("\ufeff")
-            truncated = len(self._opened.text) > HEAD_SIZE
-        else:
-            text = _decode_head(self._opened.head, self.encoding or "utf-8", False)
-            truncated = self._opened.truncated
-        lines = _LINE_BREAK.split(text)
-        if truncated and len(lines) > 1:
-            lines.pop()
-        elif lines and lines[-1] == "":
-            lines.pop()
-        return lines[:count]
+        return _preview(self._opened, self.encoding, count)
+
+
+def _preview(opened: _Opened, encoding: str | None, count: int) -> list[str]:
+    if opened.text is not None:
+        text = _text_head(opened.text)
+        truncated = len(opened.text) > HEAD_SIZE
+    else:
+        text = _decode_head(opened.head, encoding or "utf-8", False)
+        truncated = opened.truncated
+    lines = _LINE_BREAK.split(text)
+    if truncated and len(lines) > 1:
+        lines.pop()
+    elif lines and lines[-1] == "":
+        lines.pop()
+    return lines[:count]
+
+
+def preview_lines(source: Source, encoding: str | None = None, count: int = 20) -> list[str]:
+    """The first ``count`` physical lines of ``source``, as :meth:`CsvSource.preview` gives them.
+
+    For the wizard's live view when the file cannot be opened with the current settings (the
+    wrong encoding, say): nothing is refused here. ``encoding=None`` detects it. Only the first
+    64 KiB are looked at.
+    """
+    opened = _Opened.open(source)
+    if opened.text is None and encoding is None:
+        encoding = opened.guess_encoding().name
+    elif encoding is not None:
+        codecs.lookup(encoding)
+    return _preview(opened, encoding, count)
 
 
 def open_csv(source: Source, settings: ReadSettings | None = None) -> CsvSource:
@@ -1032,7 +1057,8 @@ def open_csv(source: Source, settings: ReadSettings | None = None) -> CsvSource:
     a ``sep=`` first line is always recognised and skipped. Raises :class:`CsvReadError` for what
     cannot be imported at all: empty, header only, Excel or binary file, duplicate column names,
     an unreadable header, and for refusals found in the first data record. A text stream is read
-    into memory (use a path or a binary stream for big input).
+    into memory (use a path or a binary stream for big input). A non-seekable binary stream (a
+    pipe) is read once, and its encoding is detected from its first 64 KiB only.
     """
     return _open(source, settings or ReadSettings(), DELIMITERS)
 
