@@ -25,7 +25,6 @@ case "$cmd" in
         bash scripts/ensure-postgres.sh
         "$VENV/bin/ruff" check kundreg_tui tests benchmarks
         "$VENV/bin/mypy"
-        "$VENV/bin/python" scripts/check_catalog.py
         exec "$VENV/bin/pytest" -q -n 2 -p no:cacheprovider "$@"
         ;;
     *)

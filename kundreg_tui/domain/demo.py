@@ -166,7 +166,7 @@ JOIN (SELECT * FROM p_org UNION ALL SELECT i + 1000000, a, b, c, d, e, f FROM p_
                 ELSE (r.h2 / 19) % :n_org END
 """
 
-_DEMO_INDEXES = ["ix_customer_email_live", "ix_customer_live_number", "ix_customer_live_name", "ix_customer_live_city",
+_DEMO_INDEXES = ["ix_customer_search", "ix_customer_email_live", "ix_customer_live_number", "ix_customer_live_name", "ix_customer_live_city",
                  "ix_customer_live_email", "ix_customer_live_phone"]
 
 

@@ -33,6 +33,9 @@ class Customer(SQLModel, table=True):
         sa.Index("ix_customer_live_city", "deleted_at", "city_key", "id"),
         sa.Index("ix_customer_live_email", "deleted_at", "email_key", "id"),
         sa.Index("ix_customer_live_phone", "deleted_at", "phone", "id"),
+        # Migration 0002: a covering index for substring search (on PostgreSQL with pg_trgm
+        # the migration makes a trigram GIN index instead).
+        sa.Index("ix_customer_search", "deleted_at", "search_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -127,7 +130,7 @@ class CustomerRecord:
         return {name: getattr(self, name) for name in FIELD_NAMES}
 
 
-customer_table: sa.Table = Customer.__table__  # type: ignore[assignment]
-batch_table: sa.Table = Batch.__table__  # type: ignore[assignment]
-change_table: sa.Table = Change.__table__  # type: ignore[assignment]
-meta_table: sa.Table = Meta.__table__  # type: ignore[assignment]
+customer_table: sa.Table = Customer.__table__  # type: ignore[attr-defined]
+batch_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
+change_table: sa.Table = Change.__table__  # type: ignore[attr-defined]
+meta_table: sa.Table = Meta.__table__  # type: ignore[attr-defined]
