@@ -19,6 +19,7 @@ from platformdirs import user_data_dir
 from sqlalchemy.engine import Connection, Engine
 
 BUSY_TIMEOUT_MS = 10_000
+PG_WRITE_LOCK = 0x6B756E64726567  # "kundreg": the advisory lock every PostgreSQL writer takes
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -63,7 +64,10 @@ def _create_private(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    except FileExistsError:  # another process created it a moment ago
+        return
     os.close(fd)
 
 
@@ -101,7 +105,18 @@ def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        engine = sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_pg_begin(conn: Connection) -> None:
+            # Writers take turns, as BEGIN IMMEDIATE makes them on SQLite: the number series,
+            # the e-mail check and the insert of one write then never race another's. A writer
+            # waits at most the busy timeout; readers never wait.
+            if conn.get_execution_options().get("kundreg_write"):
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+        return engine
     return sa.create_engine(url)
 
 

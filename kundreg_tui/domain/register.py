@@ -271,8 +271,8 @@ class RegisterService:
                 raise ValidationFailed({"number": _("Kunden kunde inte sparas: kundnummer eller e-post finns redan")}) from exc
             changes = {k: ["", v] for k, v in clean.items() if v}
             self._log(conn, [self._log_row(new_id, "create", changes, source, at=ts)])
-        record = CustomerRecord(id=new_id, **clean, version=1, created_at=ts, updated_at=ts)
-        return record
+        fields: dict[str, Any] = dict(clean)
+        return CustomerRecord(id=new_id, **fields, version=1, created_at=ts, updated_at=ts)
 
     def update(self, customer_id: int, values: dict[str, Any], expected_version: int,
                source: str = "form") -> CustomerRecord:
@@ -302,7 +302,7 @@ class RegisterService:
             if result.rowcount != 1:
                 raise StaleError(_("Kunden har ändrats av någon annan sedan du öppnade den. Inget sparades."))
             self._log(conn, [self._log_row(customer_id, "update", changes, source, at=ts)])
-        old_values = old.values()
+        old_values: dict[str, Any] = old.values()
         old_values.update(clean)
         return CustomerRecord(id=customer_id, **old_values, version=expected_version + 1,
                               created_at=old.created_at, updated_at=ts)

@@ -64,7 +64,10 @@ _FOLD_TABLE = str.maketrans({"æ": "ae", "ø": "o", "ß": "ss", "đ": "d", "ł":
 
 def fold(value: str) -> str:
     """Case- and accent-folded text for searching: ``Österlund`` -> ``osterlund``."""
-    text = unicodedata.normalize("NFKD", value.casefold().translate(_FOLD_TABLE))
+    # NFKD first: a compatibility character may hide a capital (``ℌ`` -> ``H``) that casefold
+    # must still see; NFKD again after casefold, which can itself produce decomposable text.
+    text = unicodedata.normalize("NFKD", value).casefold().translate(_FOLD_TABLE)
+    text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
@@ -91,9 +94,17 @@ def swedish_key(value: str) -> str:
     return "".join(out)
 
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _digit_run(match: re.Match[str]) -> str:
+    digits = match.group().lstrip("0")
+    if len(digits) <= 20:
+        return digits.rjust(20, "0")
+    # Longer runs (a customer number may have 32 digits) after every 20-digit one, by length.
+    return f":{len(digits):03d}{digits}"
 
 
 def natural_key(value: str) -> str:
     """Sort key where digit runs compare as numbers: ``2`` before ``10``."""
-    return _DIGITS.sub(lambda m: m.group().lstrip("0").rjust(20, "0"), swedish_key(value))
+    return _DIGITS.sub(_digit_run, swedish_key(value))

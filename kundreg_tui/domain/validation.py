@@ -30,7 +30,8 @@ class FieldError(ValueError):
 
 
 _NUMBER_RE = re.compile(r"^[\w\-+/]+$")
-_EMAIL_FAST = re.compile(r"^[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$")
+# Dot-atom local part: no leading, trailing or doubled dot (those go to email_validator and fail).
+_EMAIL_FAST = re.compile(r"^[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$")
 _PHONE_FAST = re.compile(r"^(?:\+46|0)7\d[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2}$")
 _KIND_WORDS = {
     "company": KIND_COMPANY, "företag": KIND_COMPANY, "foretag": KIND_COMPANY, "f": KIND_COMPANY,
@@ -43,15 +44,26 @@ _COUNTRY_WORDS = {"sverige": "SE", "sweden": "SE", "norge": "NO", "norway": "NO"
 COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) | {"SE", "AQ", "BV", "GS", "HM", "PN", "TF", "UM"}
 
 
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def clean(name: str, raw: str | None) -> str:
     """Normalise one raw value and refuse characters that may never be stored."""
     spec = FIELD_BY_NAME[name]
+    if not raw:
+        return ""
+    if raw.isascii() and not spec.multiline:
+        # Fast path (most values): ASCII is already NFC; one regex finds any control character.
+        value = raw.strip()
+        if _ASCII_CONTROL.search(value) is None and (len(value) <= spec.max_length or name == "country"):
+            return value
     value = normalise(raw, multiline=spec.multiline)
     bad = forbidden_chars(value, multiline=spec.multiline)
     if bad:
         raise FieldError(name, _("{field}: otillåtet tecken {char} (styr- eller riktningstecken)").format(
             field=spec.label_text, char=describe_char(bad[0])))
-    if len(value) > spec.max_length:
+    # A country may be typed as a name ("Sverige"); check_country makes it a two-letter code.
+    if len(value) > spec.max_length and name != "country":
         raise FieldError(name, _("{field}: högst {n} tecken").format(field=spec.label_text, n=spec.max_length))
     return value
 
@@ -71,15 +83,23 @@ def check_kind(value: str) -> str:
     return kind
 
 
+def _personnummer_12(value: str) -> str:
+    """A valid personnummer in its one stored form, ``YYYYMMDD-NNNN`` (century from the date)."""
+    number = str(personnummer.compact(value))  # YYMMDD-NNNN, YYMMDD+NNNN or YYYYMMDD-NNNN
+    century = personnummer.get_birth_date(number).year // 100
+    return f"{century}{number[-11:-5]}-{number[-4:]}"
+
+
+@lru_cache(maxsize=65536)
 def check_org_number(value: str, kind: str) -> str:
     if not value:
         return value
     try:
-        if kind == KIND_PERSON and personnummer.is_valid(value):
-            return str(personnummer.format(value))
         digits = re.sub(r"[\s\-+]", "", value)
-        if len(digits) == 12 and personnummer.is_valid(value):
-            return str(personnummer.format(value))
+        if (kind == KIND_PERSON or len(digits) == 12) and personnummer.is_valid(value):
+            return _personnummer_12(value)
+        if len(digits) == 12 and digits.startswith("16"):  # 16NNNNNN-NNNN: an org. number
+            value = digits[2:]
         return str(orgnr.format(orgnr.validate(value)))
     except Exception:
         if kind == KIND_PERSON:
@@ -193,7 +213,10 @@ def validate_customer(raw: dict[str, Any], *, partial: bool = False) -> Validati
     run("postal_code", check_postal_code, country)
     if "name" in values and not values["name"] and "name" not in errors:
         joined = " ".join(p for p in (values.get("first_name", ""), values.get("last_name", "")) if p)
-        if joined:
+        if len(joined) > FIELD_BY_NAME["name"].max_length:
+            errors["name"] = _("{field}: högst {n} tecken").format(
+                field=FIELD_BY_NAME["name"].label_text, n=FIELD_BY_NAME["name"].max_length)
+        elif joined:
             values["name"] = joined
         elif not partial or "name" in raw:
             errors["name"] = _("Kundnamn måste anges")
@@ -231,6 +254,7 @@ class CustomerData(BaseModel):
             result = validate_customer(data)
             if result.errors:
                 raise ValueError("; ".join(result.errors.values()))
-            return result.values
+            # Unknown keys are passed on, so that ``extra="forbid"`` refuses them.
+            return {**{k: v for k, v in data.items() if k not in result.values}, **result.values}
         return data
 
