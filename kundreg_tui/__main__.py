@@ -31,7 +31,39 @@ def _service(db: str | None) -> Any:
     try:
         return RegisterService(open_engine(db))
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise DatabaseFaultExit(str(exc)) from exc
+
+
+class DatabaseFaultExit(click.ClickException):
+    """A database fault (busy, read-only, disk full, no permission …) told for the user: the
+    message, no traceback, exit status 2."""
+
+    exit_code = EXIT_UNREADABLE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(_("kundreg: {m}").format(m=self.format_message()), err=True)
+
+
+class _Main(click.Group):
+    """The top-level handler: a database fault from any command is told, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from kundreg_tui.domain.database import DatabaseError, resolve_url
+            from kundreg_tui.domain.faults import as_fault
+
+            if isinstance(exc, DatabaseError):
+                raise DatabaseFaultExit(str(exc)) from exc
+            try:
+                where: str | None = resolve_url((ctx.obj or {}).get("db"))
+            except Exception:
+                where = None
+            found = as_fault(exc, where)
+            if found is None:
+                raise
+            raise DatabaseFaultExit(str(found)) from exc
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -43,7 +75,7 @@ def _record_json(record: Any) -> dict[str, Any]:
     return data
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="KUNDREG_DB", help=_("SQLite-fil eller PostgreSQL-URL (standard: en fil i din datamapp)."))
 @click.option("--lang", type=click.Choice(["sv", "en"]), default=None, help=_("Språk: sv eller en."))
 @click.pass_context
@@ -105,9 +137,13 @@ def demo_cmd(ctx: click.Context, count: int, seed: int) -> None:
 
 
 def _register_commands() -> None:
+    from kundreg_tui.cli_doctor import doctor_cmd
     from kundreg_tui.cli_import import import_cmd
+    from kundreg_tui.cli_purge import purge_cmd
 
     main.add_command(import_cmd)
+    main.add_command(doctor_cmd)
+    main.add_command(purge_cmd)
     try:
         from kundreg_tui.cli_export import export_cmd
     except ModuleNotFoundError:  # pragma: no cover - being built

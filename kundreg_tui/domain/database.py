@@ -76,7 +76,9 @@ def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
     if path is not None:
         _create_private(path)
         if not os.access(path, os.R_OK):
-            raise DatabaseError(f"Kan inte läsa {path}: kontrollera behörigheterna.")
+            from kundreg_tui.domain.faults import permission_advice, write_problem
+
+            raise DatabaseError(f"{write_problem(path)}\n{permission_advice(path)}")
         engine = sa.create_engine(
             url,
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -94,6 +96,9 @@ def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
             cur.execute("PRAGMA temp_store=MEMORY")
+            # Deleted and overwritten personal data is zeroed, not left in free space (the
+            # default of Debian's SQLite, not of every build); ``kundreg purge`` relies on it.
+            cur.execute("PRAGMA main.secure_delete=ON")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -122,18 +127,38 @@ def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
 
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
-    """One write transaction (``BEGIN IMMEDIATE`` on SQLite): all of it lands, or none."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(kundreg_write=True)
-        with conn.begin():
-            yield conn
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite): all of it lands, or none.
+
+    A busy register, a read-only or full disk etc. raise ``faults.DatabaseFault`` (a
+    ``RegisterError`` told for the user), not the driver's error."""
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(kundreg_write=True)
+            with conn.begin():
+                yield conn
+    except sa.exc.DBAPIError as exc:
+        _raise_fault(exc, engine)
+        raise
 
 
 @contextmanager
 def read_conn(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        with conn.begin():
-            yield conn
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+    except sa.exc.DBAPIError as exc:
+        _raise_fault(exc, engine)
+        raise
+
+
+def _raise_fault(exc: sa.exc.DBAPIError, engine: Engine) -> None:
+    """Raise ``exc`` told for the user when it is a database fault; return when it is not."""
+    from kundreg_tui.domain.faults import as_fault
+
+    found = as_fault(exc, engine)
+    if found is not None:
+        raise found from exc
 
 
 def current_actor() -> str:
@@ -180,7 +205,9 @@ def migrate(engine: Engine) -> None:
         if current_revision(engine) == _known_head():
             return
     except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"Databasen kan inte öppnas: {exc.orig}") from exc
+        from kundreg_tui.domain.faults import fault
+
+        raise fault(exc, engine) from exc
     command.upgrade(_alembic_config(engine), "head")
 
 
