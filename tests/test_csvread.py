@@ -558,12 +558,18 @@ class TestExcelGuard:
         guarded = "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r", "\n", "'") else value
         assert strip_excel_guard(guarded) == value
 
-    def test_applied_to_data_by_default(self) -> None:
-        data = b"Namn;Telefon;Notering\n'=HYPERLINK(x);'+4670;'t Hooft\n"
+    def test_applied_by_default_to_a_file_with_a_bom(self) -> None:
+        # A UTF-8 BOM is the signature of "Kundlista för Excel": its guard is undone.
+        data = b"\xef\xbb\xbfNamn;Telefon;Notering\n'=HYPERLINK(x);'+4670;'t Hooft\n"
         assert values(data) == [["=HYPERLINK(x)", "+4670", "'t Hooft"]]
 
+    def test_not_applied_by_default_without_a_bom(self) -> None:
+        # "Kundinformation som CSV" writes values as they are: nothing to undo.
+        data = b"Namn;Telefon\n'=x;'+4670\n"
+        assert values(data) == [["'=x", "'+4670"]]
+
     def test_first_value_of_a_row(self) -> None:
-        assert values(b"a;b\n'-1;x\n") == [["-1", "x"]]
+        assert values(b"a;b\n'-1;x\n", ReadSettings(excel_guard=True)) == [["-1", "x"]]
 
     def test_can_be_turned_off(self) -> None:
         data = b"Namn;Telefon\n'=x;'+4670\n"

@@ -154,7 +154,10 @@ class ReadSettings:
     * ``quotechar``: the quote character, or ``None`` for a file without quoting.
     * ``skip_sep_line``: line 1 is Excel's ``sep=;`` line; it is skipped (line numbers still count
       it).
-    * ``excel_guard``: undo the export's formula neutralisation (see :func:`strip_excel_guard`)
+    * ``excel_guard``: undo the export's formula neutralisation (see :func:`strip_excel_guard`);
+      ``None`` (the default) decides from the input: on for a file that starts with a UTF-8 BOM
+      (the signature of "Kundlista för Excel"), off otherwise, so that "Kundinformation som CSV"
+      (no BOM, values written as they are) imports back unchanged
       on every data value.
     * ``encoding_reason`` / ``delimiter_reason``: why the detected values were chosen (for the
       UI; not part of equality).
@@ -166,7 +169,7 @@ class ReadSettings:
     start_row: int = 1
     quotechar: str | None = '"'
     skip_sep_line: bool = False
-    excel_guard: bool = True
+    excel_guard: bool | None = None
     encoding_reason: str = field(default="", compare=False)
     delimiter_reason: str = field(default="", compare=False)
 
@@ -1080,6 +1083,9 @@ def _open(source: Source, settings: ReadSettings, candidates: tuple[str, ...]) -
         assert settings.encoding is not None
         _check_head(opened.head, settings.encoding)
         text = _decode_head(opened.head, settings.encoding, opened.truncated)
+    if settings.excel_guard is None:
+        settings = replace(settings, excel_guard=opened.text is None
+                           and opened.head.startswith(b"\xef\xbb\xbf"))
     sniffed = _sniff_decoded(text, None, settings.start_row, candidates)
     if sniffed.skip_sep_line and not settings.skip_sep_line:
         settings = replace(settings, skip_sep_line=True)
