@@ -7,7 +7,6 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -31,16 +30,17 @@ class ConfirmScreen(ModalScreen[str | None]):
         self.details = details
         self.choices = choices
         self.default = default
+        self.purpose = ""  # what the question is for (the app's quit guard looks)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm-box"):
-            yield Label(Content(self.title_text), classes="dialog-title")
+            yield Label(plain(self.title_text), classes="dialog-title")
             yield Static(plain(self.question, keep_newlines=True), id="confirm-question")
             if self.details:
                 yield Static(plain(self.details, keep_newlines=True), id="confirm-details")
             with Horizontal(classes="dialog-buttons"):
                 for i, (key, label, result) in enumerate(self.choices):
-                    yield Button(Content(f"{label} [{key}]"), id=f"choice-{result}",
+                    yield Button(plain(f"{label} [{key}]"), id=f"choice-{result}",
                                  variant="primary" if i == self.default else "default")
 
     def on_mount(self) -> None:

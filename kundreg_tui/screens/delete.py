@@ -13,7 +13,7 @@ from textual.widgets import Button, Label, Static
 
 from kundreg_tui.domain.models import CustomerRecord
 from kundreg_tui.i18n import _, ngettext
-from kundreg_tui.ui import plain, thousands
+from kundreg_tui.ui import safe, thousands
 
 
 class DeleteScreen(ModalScreen[bool]):
@@ -32,10 +32,11 @@ class DeleteScreen(ModalScreen[bool]):
             yield Label(Content(_("Radera markerade")), classes="dialog-title")
             yield Static(Content(ngettext("Vill du radera {n} kund?", "Vill du radera {n} kunder?",
                                           self.count).format(n=thousands(self.count))), id="delete-question")
-            lines = [f"{r.number}  {r.name}" for r in self.preview]
+            # One line per customer: a line break inside a name is shown as ↵, never as a line.
+            lines = [safe(f"{r.number}  {r.name}") for r in self.preview]
             if self.count > len(self.preview):
                 lines.append(_("… och {n} till").format(n=thousands(self.count - len(self.preview))))
-            yield Static(plain("\n".join(lines), keep_newlines=True), id="delete-list")
+            yield Static(Content("\n".join(lines)), id="delete-list")
             yield Static(Content(_("Raderingen kan ångras med ctrl+z i kundregistret.")), classes="dialog-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(Content(_("Ja, radera [j]")), id="yes", variant="error")

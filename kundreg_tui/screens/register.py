@@ -5,18 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
+from kundreg_tui.domain.database import read_conn
 from kundreg_tui.domain.models import CustomerRecord
-from kundreg_tui.domain.register import RegisterError, RegisterService, Sort
+from kundreg_tui.domain.register import (
+    SORT_COLUMNS,
+    RegisterError,
+    RegisterService,
+    Sort,
+    customer_table,
+    search_clause,
+)
 from kundreg_tui.i18n import _, ngettext
-from kundreg_tui.ui import tell, thousands
+from kundreg_tui.ui import Refused, SafeInput, tell, thousands
 from kundreg_tui.widgets.pagedtable import Column, PagedTable, Row
 
 MARK_OFF, MARK_ON = "☐", "☑"
@@ -49,6 +58,48 @@ class RegisterSource:
         )
 
 
+def position_of(service: RegisterService, customer_id: int, query: str, sort: Sort) -> int | None:
+    """Where ``customer_id`` is (or, once deleted, would be) among the rows a search shows.
+
+    The number of shown customers that sort before it, in the order ``RegisterService.page``
+    uses (sort key, then id). ``None`` when the customer does not exist at all.
+    """
+    c = customer_table.c
+    col = SORT_COLUMNS.get(sort.column, c.number_key)
+    with read_conn(service.engine) as conn:
+        row = conn.execute(sa.select(col.label("k")).where(c.id == customer_id)).first()
+        if row is None:
+            return None
+        key = row.k
+        # NULL sorts first on SQLite and last on PostgreSQL (only e-mail can be NULL).
+        nulls_first = conn.dialect.name == "sqlite"
+        nulls_before = nulls_first != sort.descending
+        same_key_before = c.id > customer_id if sort.descending else c.id < customer_id
+        if key is None:
+            before: sa.ColumnElement[bool] = sa.and_(col.is_(None), same_key_before)
+            if not nulls_before:
+                before = sa.or_(col.is_not(None), before)
+        else:
+            beyond = col > key if sort.descending else col < key
+            before = sa.or_(beyond, sa.and_(col == key, same_key_before))
+            if nulls_before:
+                before = sa.or_(col.is_(None), before)
+        stmt = sa.select(sa.func.count()).select_from(customer_table).where(search_clause(query), before)
+        return int(conn.execute(stmt).scalar_one())
+
+
+class SearchInput(SafeInput):
+    """The search field: esc (or ↓) goes back to the table, the search stays."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "to_table", _("Till tabellen"), id="to-table"),
+        Binding("down", "to_table", _("Till tabellen"), show=False),
+    ]
+
+    def action_to_table(self) -> None:
+        self.screen.query_one("#customers").focus()
+
+
 def register_columns(extra: bool) -> list[Column]:
     columns = [
         Column("mark", " ", width=1, sortable=False),
@@ -63,23 +114,34 @@ def register_columns(extra: bool) -> list[Column]:
 
 
 class RegisterScreen(Screen[None]):
+    AUTO_FOCUS = "#customers"
+    # Footer descriptions are short (the footer must fit 100 columns); Hjälp shows the tooltip.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "search", _("Sök"), id="search", key_display="/"),
+        Binding("slash", "search", _("Sök"), id="search", key_display="/",
+                tooltip=_("Sök på namn, kundnummer, e-post eller org.nummer")),
         Binding("n", "new", _("Ny kund"), id="new"),
-        Binding("enter", "edit", _("Ändra"), id="edit", show=False),
-        Binding("space", "mark", _("Markera"), id="mark"),
-        Binding("a", "mark_all", _("Markera alla visade"), id="mark_all", show=False),
-        Binding("delete", "delete", _("Radera markerade"), id="delete"),
+        # Priority: the table's own enter would only "select"; here it opens the customer.
+        Binding("enter", "edit", _("Ändra"), id="edit", key_display="⏎", priority=True,
+                tooltip=_("Ändra kunden under markören")),
+        Binding("space", "mark", _("Markera"), id="mark",
+                tooltip=_("Markera / avmarkera kunden under markören")),
+        Binding("a", "mark_all", _("Markera alla visade"), id="mark_all", show=False,
+                tooltip=_("Markera alla visade (en gång till: avmarkera dem)")),
+        Binding("delete", "delete", _("Radera"), id="delete",
+                tooltip=_("Radera markerade (eller kunden under markören)")),
         Binding("ctrl+z,u", "undo_delete", _("Ångra radering"), id="undo", show=False),
-        Binding("i", "import_file", _("Import från fil"), id="import"),
-        Binding("p", "paste", _("Klistra in"), id="paste"),
-        Binding("e", "export", _("Kundlista"), id="export"),
-        Binding("1", "sort('number')", _("Sortera på kundnummer"), show=False),
-        Binding("2", "sort('name')", _("Sortera på kundnamn"), show=False),
-        Binding("3", "sort('city')", _("Sortera på ort"), show=False),
-        Binding("4", "sort('email')", _("Sortera på e-post"), show=False),
-        Binding("5", "sort('phone')", _("Sortera på telefon"), show=False),
-        Binding("c", "toggle_columns", _("Visa e-post och telefon"), id="columns", show=False),
+        Binding("i", "import_file", _("Import"), id="import", tooltip=_("Import från fil")),
+        Binding("p", "paste", _("Klistra in"), id="paste", tooltip=_("Importera kunder — klistra in")),
+        Binding("e", "export", _("Export"), id="export", tooltip=_("Kundlista (export)")),
+        Binding("question_mark", "app.help", _("Hjälp"), id="help", key_display="?"),
+        Binding("f1", "app.help", _("Hjälp"), id="help-f1", show=False),
+        Binding("1", "sort('number')", _("Sortera på kundnummer (igen: omvänt)"), show=False),
+        Binding("2", "sort('name')", _("Sortera på kundnamn (igen: omvänt)"), show=False),
+        Binding("3", "sort('city')", _("Sortera på ort (igen: omvänt)"), show=False),
+        Binding("4", "sort('email')", _("Sortera på e-post (igen: omvänt)"), show=False),
+        Binding("5", "sort('phone')", _("Sortera på telefon (igen: omvänt)"), show=False),
+        Binding("c", "toggle_columns", _("Visa / dölj e-post och telefon"), id="columns", show=False),
+        Binding("escape", "clear_search", _("Rensa sökningen"), id="clear", show=False),
     ]
 
     def __init__(self, service: RegisterService) -> None:
@@ -92,20 +154,27 @@ class RegisterScreen(Screen[None]):
         self.total: int | None = None
         self.extra_columns = False
         self.last_delete: int | None = None
+        self._undo_focus: int | None = None
         self._search_timer: Timer | None = None
+        self._cursor_target: int | None = None
+        self._opening = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder=_("Sök på namn, kundnummer, e-post eller organisationsnummer  (/)"),
-                    id="search")
+        yield SearchInput(placeholder=_("Sök på namn, kundnummer, e-post eller organisationsnummer  (/)"),
+                          id="search")
         yield PagedTable(register_columns(False), id="customers", zebra_stripes=True)
         yield Static("", id="empty-hint")
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def table(self) -> PagedTable:
         return self.query_one("#customers", PagedTable)
+
+    @property
+    def search_input(self) -> SearchInput:
+        return self.query_one("#search", SearchInput)
 
     def on_mount(self) -> None:
         self.query_one("#empty-hint").display = False
@@ -113,13 +182,30 @@ class RegisterScreen(Screen[None]):
         self.reload(keep_position=False)
         self.table.focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "edit":
+            # enter in the search field submits the search; elsewhere it opens the customer.
+            if self.focused is not self.table:
+                return False
+            return True if self.table.row_count else None
+        if action in ("mark", "delete") and self.table.row_count == 0 and not self.marked:
+            return None  # shown dimmed
+        if action == "clear_search":
+            return bool(self.query_text)
+        return True
+
     # ------------------------------------------------------------------ loading
     def source(self) -> RegisterSource:
         return RegisterSource(self.service, self.query_text, self.sort, self.marked)
 
-    def reload(self, keep_position: bool = True) -> None:
+    def reload(self, keep_position: bool = True, focus_id: int | None = None) -> None:
+        """Read the register again; with ``focus_id`` the cursor lands on that customer (or,
+        when it is gone, where it was)."""
+        self._cursor_target = None
         self.table.set_source(self.source(), keep_position=keep_position)
         self._count_all()
+        if focus_id is not None:
+            self._find_position(focus_id, self.query_text, self.sort)
 
     @work(thread=True, exclusive=True, group="count-all")
     def _count_all(self) -> None:
@@ -130,9 +216,30 @@ class RegisterScreen(Screen[None]):
         self.total = total
         self._update_status()
 
+    @work(thread=True, exclusive=True, group="position")
+    def _find_position(self, customer_id: int, query: str, sort: Sort) -> None:
+        try:
+            index = position_of(self.service, customer_id, query, sort)
+        except Exception:  # only the cursor's place is lost
+            return
+        if index is not None:
+            self.app.call_from_thread(self._place_cursor, index, query, sort)
+
+    def _place_cursor(self, index: int, query: str, sort: Sort) -> None:
+        if query != self.query_text or sort != self.sort:
+            return
+        if self.table.is_loading:
+            self._cursor_target = index  # applied when the rows are in (Reloaded)
+        else:
+            self.table.move_cursor(index)
+
     @on(PagedTable.Reloaded)
     def _reloaded(self, _event: PagedTable.Reloaded) -> None:
+        if self._cursor_target is not None:
+            target, self._cursor_target = self._cursor_target, None
+            self.table.move_cursor(target)
         self._update_status()
+        self.refresh_bindings()
 
     @on(PagedTable.SourceError)
     def _source_error(self, event: PagedTable.SourceError) -> None:
@@ -148,23 +255,25 @@ class RegisterScreen(Screen[None]):
         ]
         self.query_one("#status", Static).update(Content("  ·  ".join(parts)))
         hint = self.query_one("#empty-hint", Static)
-        if total == 0:
+        if self.total == 0 and not self.table.is_loading:
             hint.update(Content(_(
                 "Kundregistret är tomt.\n\nTryck n för Ny kund, i för Import från fil "
                 "eller p för att klistra in kunder.")))
-            hint.display = True
-        elif shown == 0 and self.query_text:
-            hint.update(Content(_("Ingen kund matchar sökningen.")))
-            hint.display = True
+            empty = True
+        elif shown == 0 and self.query_text and not self.table.is_loading:
+            hint.update(Content(_("Ingen kund matchar sökningen. Esc rensar sökningen.")))
+            empty = True
         else:
-            hint.display = False
+            empty = False
+        hint.display = empty
+        self.set_class(empty, "-no-rows")
 
     # ------------------------------------------------------------------ search
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.search_input.focus()
 
-    @on(Input.Changed, "#search")
-    def _search_changed(self, event: Input.Changed) -> None:
+    @on(SafeInput.Changed, "#search")
+    def _search_changed(self, event: SafeInput.Changed) -> None:
         if self._search_timer is not None:
             self._search_timer.stop()
         value = event.value
@@ -175,19 +284,23 @@ class RegisterScreen(Screen[None]):
         if value == self.query_text:
             return
         self.query_text = value
+        self._cursor_target = None
         self.table.set_source(self.source(), keep_position=False)
+        self.refresh_bindings()
 
-    @on(Input.Submitted, "#search")
+    @on(SafeInput.Submitted, "#search")
     def _search_done(self) -> None:
         self.table.focus()
 
-    def on_key(self, event: Any) -> None:
-        if event.key == "escape" and self.focused is self.query_one("#search", Input):
-            event.stop()
-            self.table.focus()
-        elif event.key == "down" and self.focused is self.query_one("#search", Input):
-            event.stop()
-            self.table.focus()
+    @on(Refused, "#search")
+    def _search_refused(self, event: Refused) -> None:
+        event.stop()
+        tell(self.app, _("Sökningen kan inte innehålla styr- eller riktningstecken."), severity="warning")
+
+    def action_clear_search(self) -> None:
+        if self.query_text or self.search_input.value:
+            self.search_input.value = ""
+            self._run_search("")
 
     # ------------------------------------------------------------------ sort
     def action_sort(self, column: str) -> None:
@@ -198,7 +311,7 @@ class RegisterScreen(Screen[None]):
         descending = not self.sort.descending if self.sort.column == column else False
         self.sort = Sort(column, descending)
         self.table.set_sort_indicator(column, descending)
-        self.table.set_source(self.source(), keep_position=False)
+        self.reload(keep_position=False, focus_id=self._cursor_key())
 
     @on(PagedTable.HeaderClicked)
     def _header_clicked(self, event: PagedTable.HeaderClicked) -> None:
@@ -231,88 +344,120 @@ class RegisterScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="mark-all")
     def _mark_all(self, query: str) -> None:
         ids = set(self.service.ids(query))
-        self.app.call_from_thread(self._apply_mark_all, ids)
+        self.app.call_from_thread(self._apply_mark_all, ids, query)
 
-    def _apply_mark_all(self, ids: set[int]) -> None:
-        if ids and ids <= self.marked:
-            self.marked -= ids
+    def _apply_mark_all(self, ids: set[int], query: str) -> None:
+        if query != self.query_text or not ids:
+            return
+        if ids <= self.marked:
+            self.marked -= ids  # every shown customer was marked: a second `a` unmarks them
         else:
             self.marked |= ids
         self.table.invalidate()
         self._update_status()
+        self.refresh_bindings()
 
     # ------------------------------------------------------------------ edit
     def action_new(self) -> None:
         from kundreg_tui.screens.customer_form import CustomerForm
 
-        self.app.push_screen(CustomerForm(self.service), self._form_closed)
+        if self.app.screen is self:
+            self.app.push_screen(CustomerForm(self.service), self._form_closed)
 
     def action_edit(self) -> None:
-        key = self._cursor_key()
-        if key is not None:
-            self._open(key)
+        # Through the table: it waits for the cursor's row when that is still being fetched.
+        self.table.action_select_cursor()
 
     @on(PagedTable.RowSelected)
     def _row_selected(self, event: PagedTable.RowSelected) -> None:
+        if self._opening or self.app.screen is not self:
+            return
+        self._opening = True
         self._open(int(event.row_key))  # type: ignore[call-overload]
 
     @work(thread=True, exclusive=True, group="open")
     def _open(self, customer_id: int) -> None:
-        record = self.service.get(customer_id)
+        try:
+            record = self.service.get(customer_id)
+        except Exception as exc:
+            self.app.call_from_thread(self._open_failed, exc)
+            return
         self.app.call_from_thread(self._show_form, record)
+
+    def _open_failed(self, exc: Exception) -> None:
+        self._opening = False
+        tell(self.app, _("Kunde inte läsa kunden: {e}").format(e=exc), severity="error")
 
     def _show_form(self, record: CustomerRecord | None) -> None:
         from kundreg_tui.screens.customer_form import CustomerForm
 
+        self._opening = False
         if record is None:
             tell(self.app, _("Kunden finns inte längre (någon annan har tagit bort den)."), severity="warning")
             self.reload()
             return
-        self.app.push_screen(CustomerForm(self.service, record), self._form_closed)
+        if self.app.screen is self:
+            self.app.push_screen(CustomerForm(self.service, record), self._form_closed)
 
     def _form_closed(self, saved: CustomerRecord | None) -> None:
+        self.table.focus()
         if saved is not None:
-            self.reload()
+            self.reload(focus_id=saved.id)
 
     # ------------------------------------------------------------------ delete
     def action_delete(self) -> None:
-        ids = sorted(self.marked) if self.marked else []
+        cursor = self._cursor_key()
+        ids = sorted(self.marked)
         if not ids:
-            key = self._cursor_key()
-            if key is None:
+            if cursor is None:
                 return
-            ids = [key]
-        self._confirm_delete(ids)
+            ids = [cursor]
+        self._confirm_delete(ids, cursor)
 
     @work(thread=True, exclusive=True, group="delete")
-    def _confirm_delete(self, ids: list[int]) -> None:
-        preview = self.service.get_many(ids[:10])
-        self.app.call_from_thread(self._ask_delete, ids, preview)
+    def _confirm_delete(self, ids: list[int], cursor: int | None) -> None:
+        try:
+            preview = self.service.get_many(ids[:10])
+        except Exception as exc:
+            self.app.call_from_thread(tell, self.app, _("Kunde inte läsa kunderna: {e}").format(e=exc),
+                                      severity="error")
+            return
+        self.app.call_from_thread(self._ask_delete, ids, preview, cursor)
 
-    def _ask_delete(self, ids: list[int], preview: list[CustomerRecord]) -> None:
+    def _ask_delete(self, ids: list[int], preview: list[CustomerRecord], cursor: int | None) -> None:
         from kundreg_tui.screens.delete import DeleteScreen
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._delete(ids)
+                self._delete(ids, cursor, preview)
 
-        self.app.push_screen(DeleteScreen(len(ids), preview), answer)
+        if self.app.screen is self:
+            self.app.push_screen(DeleteScreen(len(ids), preview), answer)
 
     @work(thread=True, exclusive=True, group="delete")
-    def _delete(self, ids: list[int]) -> None:
+    def _delete(self, ids: list[int], cursor: int | None, preview: list[CustomerRecord]) -> None:
         try:
             result = self.service.delete(ids)
         except Exception as exc:
             self.app.call_from_thread(tell, self.app, _("Kunde inte radera: {e}").format(e=exc), severity="error")
             return
-        self.app.call_from_thread(self._deleted, result.batch_id, result.count)
+        self.app.call_from_thread(self._deleted, result.batch_id, result.count, ids, cursor, preview)
 
-    def _deleted(self, batch_id: int, count: int) -> None:
+    def _deleted(self, batch_id: int, count: int, ids: list[int], cursor: int | None,
+                 preview: list[CustomerRecord]) -> None:
         self.last_delete = batch_id
-        self.marked.clear()
-        self.reload()
-        tell(self.app, ngettext("{n} kund raderad. Ångra med ctrl+z.", "{n} kunder raderade. Ångra med ctrl+z.",
-                                count).format(n=thousands(count)))
+        # After an undo the cursor goes to the customer it was on, or the first one restored.
+        self._undo_focus = cursor if cursor in ids else preview[0].id if preview else ids[0]
+        single = preview[0] if count == 1 and len(preview) == 1 else None
+        self.marked.difference_update(ids)
+        # The cursor stays on its customer, or on the one after it when that was deleted.
+        self.reload(focus_id=cursor)
+        if single is not None:
+            message = _("{number} {name} raderad. Ångra med ctrl+z.").format(number=single.number, name=single.name)
+        else:
+            message = ngettext("{n} kund raderad. Ångra med ctrl+z.", "{n} kunder raderade. Ångra med ctrl+z.",
+                               count).format(n=thousands(count))
+        tell(self.app, message)
 
     def action_undo_delete(self) -> None:
         if self.last_delete is None:
@@ -327,26 +472,49 @@ class RegisterScreen(Screen[None]):
         except RegisterError as exc:
             self.app.call_from_thread(tell, self.app, str(exc), severity="error")
             return
+        except Exception as exc:
+            self.app.call_from_thread(tell, self.app, _("Kunde inte ångra: {e}").format(e=exc), severity="error")
+            return
         self.app.call_from_thread(self._undone, count)
 
     def _undone(self, count: int) -> None:
         self.last_delete = None
-        self.reload()
+        focus, self._undo_focus = self._undo_focus, None
+        self.reload(focus_id=focus)
         tell(self.app, ngettext("{n} kund återställd.", "{n} kunder återställda.", count).format(n=thousands(count)))
 
     # ------------------------------------------------------------------ other screens
-    def action_import_file(self) -> None:
-        from kundreg_tui.screens.import_wizard import ImportWizard
+    def _screen_missing(self, name: str) -> None:
+        tell(self.app, _("{screen} finns inte i den här versionen.").format(screen=name), severity="warning")
 
-        self.app.push_screen(ImportWizard(self.service), lambda _r: self.reload())
+    def _push_other(self, screen: Any, callback: Any = None) -> None:
+        if self.app.screen is self:
+            self.app.push_screen(screen, callback)
+
+    def _after_import(self, _result: object) -> None:
+        self.table.focus()
+        self.reload()
+
+    def action_import_file(self) -> None:
+        try:
+            from kundreg_tui.screens.import_wizard import ImportWizard
+        except ModuleNotFoundError:
+            self._screen_missing(_("Import från fil"))
+            return
+        self._push_other(ImportWizard(self.service), self._after_import)
 
     def action_paste(self) -> None:
-        from kundreg_tui.screens.paste_import import PasteImportScreen
-
-        self.app.push_screen(PasteImportScreen(self.service), lambda _r: self.reload())
+        try:
+            from kundreg_tui.screens.paste_import import PasteImportScreen
+        except ModuleNotFoundError:
+            self._screen_missing(_("Importera kunder — klistra in"))
+            return
+        self._push_other(PasteImportScreen(self.service), self._after_import)
 
     def action_export(self) -> None:
-        from kundreg_tui.screens.export import ExportScreen
-
-        ids = sorted(self.marked)
-        self.app.push_screen(ExportScreen(self.service, self.query_text, self.sort, ids))
+        try:
+            from kundreg_tui.screens.export import ExportScreen
+        except ModuleNotFoundError:
+            self._screen_missing(_("Kundlista"))
+            return
+        self._push_other(ExportScreen(self.service, self.query_text, self.sort, sorted(self.marked)))
