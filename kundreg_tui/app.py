@@ -84,6 +84,7 @@ class KundregApp(App[None]):
         styles_dir() / "forms.tcss",
         styles_dir() / "import.tcss",
         styles_dir() / "export.tcss",
+        styles_dir() / "history.tcss",
     ]
     TITLE = "kundreg"
     # The palette's commands are Textual's own, in English: the keys are in the footer and Hjälp.
@@ -99,6 +100,27 @@ class KundregApp(App[None]):
         self.service = service
         self.db_label = db_label
         self.sub_title = db_label
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected error: a short message and a private log, never Textual's crash report
+        (it prints local variables, which hold customer data). The terminal is restored as usual."""
+        from rich.text import Text
+
+        from kundreg_tui.crash import write_crash_log
+
+        self._return_code = 1
+        if self._exception is None:  # keep Pilot's re-raise for tests
+            self._exception = error
+            self._exception_event.set()
+        try:
+            where = str(write_crash_log(error))
+        except OSError:
+            where = "-"
+        message = _("kundreg stängdes av ett oväntat fel ({kind}). Inga ändringar gick förlorade utöver "
+                    "den som pågick. En logg utan personuppgifter finns i {path}").format(
+            kind=type(error).__name__, path=where)
+        self._exit_renderables.append(Text(message))
+        self._close_messages_no_wait()
 
     def on_mount(self) -> None:
         from kundreg_tui.screens.register import RegisterScreen

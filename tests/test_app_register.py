@@ -6,7 +6,6 @@ The helpers at the top are shared with the form, safety and snapshot tests.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -591,23 +590,13 @@ async def test_a_customer_deleted_by_someone_else_cannot_be_opened(sqlite_servic
 # ---------------------------------------------------------------------- i, p, e
 
 
-def _missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except ModuleNotFoundError:
-        return True
-
-
 OTHER_SCREENS = [
-    pytest.param("i", "kundreg_tui.screens.import_wizard", "ImportWizard",
-                 marks=pytest.mark.xfail(_missing("kundreg_tui.screens.import_wizard"), strict=False,
-                                         reason="Import från fil is being written by others")),
-    pytest.param("p", "kundreg_tui.screens.paste_import", "PasteImportScreen",
-                 marks=pytest.mark.xfail(_missing("kundreg_tui.screens.paste_import"), strict=False,
-                                         reason="Importera kunder — klistra in is being written by others")),
-    pytest.param("e", "kundreg_tui.screens.export", "ExportScreen",
-                 marks=pytest.mark.xfail(_missing("kundreg_tui.screens.export"), strict=False,
-                                         reason="Kundlista (export) is being written by others")),
+    ("i", "kundreg_tui.screens.import_wizard", "ImportWizard"),
+    ("p", "kundreg_tui.screens.paste_import", "PasteImportScreen"),
+    ("e", "kundreg_tui.screens.export", "ExportScreen"),
+    ("t", "kundreg_tui.screens.trash", "TrashScreen"),
+    ("I", "kundreg_tui.screens.imports", "ImportsScreen"),
+    ("h", "kundreg_tui.screens.history", "HistoryScreen"),
 ]
 
 

@@ -56,6 +56,8 @@ class CustomerForm(Screen[CustomerRecord | None]):
                 tooltip=_("Tillbaka till kundregistret (frågar först om något inte är sparat)")),
         Binding("tab", "app.focus_next", _("Nästa fält"), show=False),
         Binding("shift+tab", "app.focus_previous", _("Förra fältet"), show=False),
+        Binding("f2", "history", _("Historik"), id="history", priority=True,
+                tooltip=_("Historik: kundens ändringar (en ändring kan återställas)")),
     ]
 
     def __init__(self, service: RegisterService, record: CustomerRecord | None = None) -> None:
@@ -337,6 +339,20 @@ class CustomerForm(Screen[CustomerRecord | None]):
     def _close(self) -> None:
         self._leaving = True
         self.dismiss(self.saved)
+
+    def action_history(self) -> None:
+        record = self.saved or self.record
+        if record is None:
+            tell(self.app, _("En ny kund har ingen historik ännu."), severity="warning")
+            return
+        from kundreg_tui.screens.history import HistoryScreen
+
+        def closed(changed: bool | None) -> None:
+            if changed:
+                tell(self.app, _("Kunden har ändrats i Historik: stäng formuläret och öppna kunden igen "
+                                 "för att se ändringen."), severity="warning")
+
+        self.app.push_screen(HistoryScreen(self.service, record.id), closed)
 
     def action_leave(self) -> None:
         if self._saving:

@@ -141,6 +141,12 @@ class RegisterScreen(Screen[None]):
         Binding("4", "sort('email')", _("Sortera på e-post (igen: omvänt)"), show=False),
         Binding("5", "sort('phone')", _("Sortera på telefon (igen: omvänt)"), show=False),
         Binding("c", "toggle_columns", _("Visa / dölj e-post och telefon"), id="columns", show=False),
+        Binding("h", "history", _("Historik"), id="history", show=False,
+                tooltip=_("Historik för kunden under markören")),
+        Binding("t", "trash", _("Papperskorg"), id="trash", show=False,
+                tooltip=_("Papperskorg: återställ eller radera permanent")),
+        Binding("I", "imports", _("Importer"), id="imports", show=False, key_display="I",
+                tooltip=_("Importer: tidigare importer, kvittens och Ångra import")),
         Binding("escape", "clear_search", _("Rensa sökningen"), id="clear", show=False),
     ]
 
@@ -484,9 +490,6 @@ class RegisterScreen(Screen[None]):
         tell(self.app, ngettext("{n} kund återställd.", "{n} kunder återställda.", count).format(n=thousands(count)))
 
     # ------------------------------------------------------------------ other screens
-    def _screen_missing(self, name: str) -> None:
-        tell(self.app, _("{screen} finns inte i den här versionen.").format(screen=name), severity="warning")
-
     def _push_other(self, screen: Any, callback: Any = None) -> None:
         if self.app.screen is self:
             self.app.push_screen(screen, callback)
@@ -496,25 +499,38 @@ class RegisterScreen(Screen[None]):
         self.reload()
 
     def action_import_file(self) -> None:
-        try:
-            from kundreg_tui.screens.import_wizard import ImportWizard
-        except ModuleNotFoundError:
-            self._screen_missing(_("Import från fil"))
-            return
+        from kundreg_tui.screens.import_wizard import ImportWizard
+
         self._push_other(ImportWizard(self.service), self._after_import)
 
     def action_paste(self) -> None:
-        try:
-            from kundreg_tui.screens.paste_import import PasteImportScreen
-        except ModuleNotFoundError:
-            self._screen_missing(_("Importera kunder — klistra in"))
-            return
+        from kundreg_tui.screens.paste_import import PasteImportScreen
+
         self._push_other(PasteImportScreen(self.service), self._after_import)
 
+    def _after_other(self, changed: bool | None) -> None:
+        self.table.focus()
+        if changed:
+            self.reload()
+
+    def action_history(self) -> None:
+        from kundreg_tui.screens.history import HistoryScreen
+
+        key = self._cursor_key()
+        if key is not None:
+            self._push_other(HistoryScreen(self.service, key), self._after_other)
+
+    def action_trash(self) -> None:
+        from kundreg_tui.screens.trash import TrashScreen
+
+        self._push_other(TrashScreen(self.service), self._after_other)
+
+    def action_imports(self) -> None:
+        from kundreg_tui.screens.imports import ImportsScreen
+
+        self._push_other(ImportsScreen(self.service), self._after_other)
+
     def action_export(self) -> None:
-        try:
-            from kundreg_tui.screens.export import ExportScreen
-        except ModuleNotFoundError:
-            self._screen_missing(_("Kundlista"))
-            return
+        from kundreg_tui.screens.export import ExportScreen
+
         self._push_other(ExportScreen(self.service, self.query_text, self.sort, sorted(self.marked)))
