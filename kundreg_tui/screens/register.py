@@ -164,6 +164,7 @@ class RegisterScreen(Screen[None]):
         self._search_timer: Timer | None = None
         self._cursor_target: int | None = None
         self._opening = False
+        self._count_pending = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -208,6 +209,7 @@ class RegisterScreen(Screen[None]):
         """Read the register again; with ``focus_id`` the cursor lands on that customer (or,
         when it is gone, where it was)."""
         self._cursor_target = None
+        self._count_pending = False
         self.table.set_source(self.source(), keep_position=keep_position)
         self._count_all()
         if focus_id is not None:
@@ -256,7 +258,8 @@ class RegisterScreen(Screen[None]):
         total = self.total if self.total is not None else shown
         parts = [
             ngettext("{n} kund", "{n} kunder", total).format(n=thousands(total)),
-            _("{n} visas").format(n=thousands(shown)),
+            (_("minst {n} visas").format(n=thousands(shown)) if self._count_pending
+             else _("{n} visas").format(n=thousands(shown))),
             ngettext("{n} markerad", "{n} markerade", len(self.marked)).format(n=thousands(len(self.marked))),
         ]
         self.query_one("#status", Static).update(Content("  ·  ".join(parts)))
@@ -291,8 +294,39 @@ class RegisterScreen(Screen[None]):
             return
         self.query_text = value
         self._cursor_target = None
-        self.table.set_source(self.source(), keep_position=False)
+        self._first_page(self.source())
         self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="search")
+    def _first_page(self, source: RegisterSource) -> None:
+        """A keystroke shows its first page at once; the exact count follows.
+
+        The first page of a search is one indexed query that stops after a page of matches;
+        counting every match may take longer on a big register, so it runs after the rows are
+        on screen. A search with fewer matches than a page has its count already.
+        """
+        size = self.table.page_size
+        rows = source.fetch(0, size)
+        self.app.call_from_thread(self._show_first_page, source, rows, len(rows) < size)
+
+    def _show_first_page(self, source: RegisterSource, rows: Sequence[Row], exact: bool) -> None:
+        if source.query != self.query_text or source.sort != self.sort:
+            return  # typed on: a newer keystroke's rows are coming
+        self._count_pending = not exact
+        self.table.set_source(source, row_count=len(rows), first_rows=rows)
+        if not exact:
+            self._count_search(source)
+
+    @work(thread=True, exclusive=True, group="search-count")
+    def _count_search(self, source: RegisterSource) -> None:
+        count = source.row_count()
+        self.app.call_from_thread(self._show_count, source, count)
+
+    def _show_count(self, source: RegisterSource, count: int) -> None:
+        if source.query != self.query_text or source.sort != self.sort or self.table.source is not source:
+            return
+        self._count_pending = False
+        self.table.set_source(source, row_count=count, keep_position=True)
 
     @on(SafeInput.Submitted, "#search")
     def _search_done(self) -> None:
@@ -315,9 +349,15 @@ class RegisterScreen(Screen[None]):
         if column in ("email", "phone") and not self.extra_columns:
             self.action_toggle_columns()
         descending = not self.sort.descending if self.sort.column == column else False
+        focus = self._cursor_key()
         self.sort = Sort(column, descending)
         self.table.set_sort_indicator(column, descending)
-        self.reload(keep_position=False, focus_id=self._cursor_key())
+        # The same customers in another order: the count is known, only rows are fetched.
+        self._cursor_target = None
+        count = None if self._count_pending or self.table.is_loading else self.table.row_count
+        self.table.set_source(self.source(), row_count=count, keep_position=False)
+        if focus is not None:
+            self._find_position(focus, self.query_text, self.sort)
 
     @on(PagedTable.HeaderClicked)
     def _header_clicked(self, event: PagedTable.HeaderClicked) -> None:
