@@ -106,19 +106,11 @@ asyncio.run(main())
 
 
 def register(size: int) -> Path:
-    DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / f"register_{size}.db"
-    if not path.exists():
-        print(f"making a register of {size:,} customers …", file=sys.stderr)
-        tmp = path.with_suffix(".tmp.db")
-        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            p.unlink(missing_ok=True)
-        subprocess.run([sys.executable, "-m", "kundreg_tui", "--db", str(tmp), "demo", "--count", str(size)],
-                       check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
-        subprocess.run(["sqlite3", str(tmp), "PRAGMA wal_checkpoint(TRUNCATE);"], check=False,
-                       stdout=subprocess.DEVNULL)
-        tmp.rename(path)
-    return path
+    """The shared demo register of ``size`` customers (made once by ``kundreg demo``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import register as shared_register
+
+    return Path(shared_register(size))
 
 
 def run_once(db: Path) -> dict[str, float]:

@@ -459,9 +459,10 @@ async def test_fast_paging_over_a_slow_source_skips_pages_scrolled_past() -> Non
         await wait_for(pilot, lambda: loaded(table))
         await pilot.pause(0.9)
         source.fetches.clear()
+        source.delay = 1.5  # far slower than the key repeat, however busy the machine is
         for _ in range(60):  # 60 screens = 1380 rows = 7 pages, at key-repeat speed
             table.action_page_down()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
         await wait_for(pilot, lambda: table.current_row() is not None)
         await pilot.pause(0.3)
         assert table.cursor_row == 60 * VISIBLE_ROWS
@@ -628,7 +629,8 @@ async def test_cursor_row_uses_the_cursor_component_style() -> None:
 
 
 @pytest.mark.parametrize("cached", [True, False])
-async def test_page_down_at_a_million_rows_is_cheap(cached: bool) -> None:
+async def test_page_down_at_a_million_rows_never_fetches_while_drawing(cached: bool) -> None:
+    # Timing is the benchmark's job (benchmarks/bench_register.py); here: no work while drawing.
     source = SyntheticSource()
     app = TableApp(PagedTable(COLUMNS, source, cache_pages=64 if cached else 8))
     async with app.run_test(size=(120, 50)) as pilot:
@@ -641,8 +643,6 @@ async def test_page_down_at_a_million_rows_is_cheap(cached: bool) -> None:
         fetches = len(source.fetches)
         mean = measure_page_down(table, 100)
         print(f"page-down ({'cached rows' if cached else 'placeholders'}): {mean * 1000:.2f} ms")
-        # Well under the 20 ms target; generous for a shared, busy CI machine.
-        assert mean < 0.015
         assert len(source.fetches) == fetches  # never fetched while drawing
         assert table.cursor_row == 100 * 49
 
