@@ -71,7 +71,7 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
+def make_engine(url: str, *, cache_mib: int = 16) -> Engine:
     path = _sqlite_path(url)
     if path is not None:
         _create_private(path)

@@ -201,7 +201,7 @@ def _fill_sqlite(conn: sa.Connection, count: int, start: int, seed: int,
             progress(done, count)
     for sql in index_sql:
         dbapi.execute(sql)
-    dbapi.execute("PRAGMA cache_size=-65536")
+    dbapi.execute("PRAGMA cache_size=-16384")
 
 
 def fill_demo(engine: Engine, count: int, seed: int = 1,
