@@ -1,7 +1,19 @@
 """``kundreg import FILE|-``: the import engine headless, for scripts and cron.
 
-Exit status: 0 every row imported (or nothing to do), 1 some rows were in error (the rest were
-imported, unless ``--strict``), 2 the input could not be read or the import could not start.
+``FILE`` is a CSV file (encoding, delimiter and header detected unless given); ``-`` reads standard
+input in the paste format: line 1 is the format line (``epost,förnamn,efternamn``), the data
+follows. Both go through the same engine and rules as the screens.
+
+Exit status: 0 every row imported (or, with ``--dry-run``, every row could be); 1 some rows are in
+error (the others were imported, unless ``--strict``: then nothing was); 2 the input could not be
+read or the import could not start (nothing was written).
+
+``--json`` prints one JSON object: ``ok``, ``file``, ``encoding``, ``delimiter``, ``dry_run``,
+``strict``, ``committed``, ``batch_id``, ``counts`` (``new``, ``updated``, ``unchanged``, ``error``),
+``blank_rows`` and ``rows``: one entry per input row with ``line``, ``class`` (``new`` /
+``updated`` / ``unchanged`` / ``error``), ``number`` (the customer number, the one a new customer
+gets), ``reason`` (why a row is in error, else "") and, when there is one, ``warning``. A refusal
+prints ``{"ok": false, "error": …, "line": …}``.
 """
 
 from __future__ import annotations
@@ -9,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import click
 
@@ -17,6 +29,8 @@ from kundreg_tui.i18n import _
 
 EXIT_OK, EXIT_ROW_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 JSON_CLASS = {"new": "new", "update": "updated", "same": "unchanged", "error": "error"}
+_DELIMITER_WORDS = {"tab": "\t", "\\t": "\t", "tabb": "\t", "semikolon": ";", "semicolon": ";",
+                    "komma": ",", "comma": ",", "pipe": "|", "lodstreck": "|"}
 
 
 def _field_for(name: str) -> str | None:
@@ -55,12 +69,89 @@ def parse_map(spec: str, headers: list[str]) -> dict[int, str | None]:
     return out
 
 
-def _fail(message: str, as_json: bool, code: int = EXIT_UNREADABLE) -> None:
+class _Refused(Exception):
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def _fail(message: str, as_json: bool, line: int | None = None, code: int = EXIT_UNREADABLE) -> NoReturn:
     if as_json:
-        click.echo(json.dumps({"ok": False, "error": message}, ensure_ascii=False))
+        click.echo(json.dumps({"ok": False, "error": message, "line": line}, ensure_ascii=False))
     else:
         click.echo(_("kundreg import: {m}").format(m=message), err=True)
     sys.exit(code)
+
+
+def _open_stdin(data: bytes, encoding: str | None, delimiter: str | None, no_header: bool,
+                start_row: int) -> tuple[Any, str]:
+    """Standard input: decoded like a file (a BOM decides, else UTF-8, else Windows-1252), then read
+    as pasted text (line 1 is the format line). Returns the source and the encoding used."""
+    import io
+
+    from kundreg_tui.domain.csvread import (
+        CsvReadError,
+        ReadSettings,
+        detect_encoding,
+        open_csv,
+        open_text,
+    )
+
+    if no_header or start_row > 1:
+        source = open_csv(io.BytesIO(data), ReadSettings(encoding=encoding, delimiter=delimiter,
+                                                         start_row=start_row, has_header=not no_header))
+        return source, source.encoding or ""
+    if encoding is None:
+        encoding = detect_encoding(data[:64 * 1024], data).name
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise CsvReadError(_("Texten kan inte läsas som {encoding}. Ange en annan med --encoding.").format(
+            encoding=encoding)) from exc
+    return open_text(text.removeprefix("\ufeff"), delimiter), encoding.removesuffix("-sig")
+
+
+def _mapping(source: Any, stdin: bool, no_header: bool, spec: str) -> list[str | None]:
+    from kundreg_tui.domain.mapping import parse_format_names, suggest_mapping
+
+    headers: list[str] = list(source.header)
+    fields: list[str | None] = [None] * len(headers)
+    if stdin and not no_header:
+        parsed, problems = parse_format_names(headers)
+        if problems and not spec:
+            raise _Refused(" ".join(problems), getattr(source, "header_line", None))
+        fields = list(parsed)
+    elif not no_header:
+        chosen = parse_map(spec, headers) if spec else {}
+        unsure = []
+        for s in suggest_mapping(headers):
+            if s.exact:
+                fields[s.column_index] = s.field
+            elif s.field and s.column_index not in chosen:
+                unsure.append(f"{s.header}={s.field}")
+        if unsure:
+            raise _Refused(_("kolumnrubriker som bara liknar ett fält måste bekräftas med --map: {m}").format(
+                m=",".join(unsure)))
+    if spec:
+        for index, field in parse_map(spec, headers).items():
+            if field is not None:
+                fields = [None if f == field else f for f in fields]
+            fields[index] = field
+    return fields
+
+
+def _write_json(out: TextIO, head: dict[str, Any], rows: Any) -> None:
+    body = json.dumps(head, ensure_ascii=False, indent=2)
+    out.write(body[:-2] + ',\n  "rows": [')
+    first = True
+    for r in rows:
+        entry: dict[str, Any] = {"line": r.line, "class": JSON_CLASS[r.cls], "number": r.number, "reason": r.reason}
+        if r.warning:
+            entry["warning"] = r.warning
+        out.write(("\n    " if first else ",\n    ") + json.dumps(entry, ensure_ascii=False))
+        first = False
+    out.write("\n  ]\n}\n" if not first else "]\n}\n")
 
 
 @click.command("import")
@@ -82,91 +173,79 @@ def import_cmd(ctx: click.Context, file: str, encoding: str | None, delimiter: s
                strict: bool, as_json: bool) -> None:
     """Importera kunder från en CSV-fil (eller - för standard in i klistra-in-formatet)."""
     from kundreg_tui.__main__ import _service
-    from kundreg_tui.domain.csvread import CsvReadError, ReadSettings, open_csv, open_text
-    from kundreg_tui.domain.importer import ImportError_, ImportOptions, ImportPlan
-    from kundreg_tui.domain.mapping import parse_format_line, suggest_mapping
+    from kundreg_tui.domain.csvread import CsvReadError, ReadSettings, open_csv
+    from kundreg_tui.domain.importer import ImportError_, ImportOptions, ImportPlan, StalePlan
 
     if delimiter is not None:
-        delimiter = {"tab": "\t", "\\t": "\t", "semikolon": ";", "komma": ","}.get(delimiter.lower(), delimiter)
-    service = _service(ctx.obj["db"])
-    label = _("standard in") if file == "-" else Path(file).name
+        delimiter = _DELIMITER_WORDS.get(delimiter.lower(), delimiter)
+    stdin = file == "-"
+    label = _("standard in") if stdin else Path(file).name
     try:
-        if file == "-":
-            data = sys.stdin.buffer.read()
-            text = data.decode(encoding or "utf-8-sig")
-            source = open_text(text, delimiter)
-            if not mapping:
-                fmt = parse_format_line(text.splitlines()[0] if text else "", source.settings.delimiter)
-                if fmt.problems:
-                    _fail(" ".join(fmt.problems), as_json)
-                fields: list[str | None] = list(fmt.fields)
-            else:
-                fields = [None] * len(source.header)
+        if stdin:
+            source, read_as = _open_stdin(sys.stdin.buffer.read(), encoding, delimiter, no_header, start_row)
         else:
-            settings = ReadSettings(encoding=encoding, delimiter=delimiter, start_row=start_row,
-                                    has_header=not no_header)
-            source = open_csv(Path(file), settings)
-            fields = [None] * len(source.header)
-            if not no_header and not mapping:
-                unsure = []
-                for s in suggest_mapping(source.header):
-                    fields[s.column_index] = s.field
-                    if s.field and not s.exact:
-                        unsure.append(f"{s.header}={s.field}")
-                if unsure:
-                    _fail(_("kolumnrubriker som bara liknar ett fält måste bekräftas med --map: {m}").format(
-                        m=",".join(unsure)), as_json)
-        if mapping:
-            chosen = parse_map(mapping, source.header)
-            if file != "-" and not no_header:
-                for s in suggest_mapping(source.header):
-                    if s.exact and s.column_index not in chosen:
-                        chosen[s.column_index] = s.field
-            fields = [chosen.get(i) for i in range(len(source.header))]
-        options = ImportOptions(empty_clears=empty_clears, all_new=all_new,
-                                source="paste" if file == "-" else "cli", label=label)
-        with ImportPlan(service.engine, options) as plan:
-            counts = plan.build(source.iter_records(), fields)
-            errors = counts.get("error", 0)
-            committed = False
-            batch_id = None
-            if not dry_run and not (strict and errors) and (counts["new"] or counts["update"]):
-                receipt = plan.commit()
-                committed = True
-                batch_id = receipt.batch_id
-            rows = list(plan.rows(only_errors=not as_json))
+            if not Path(file).exists():
+                raise CsvReadError(_("Filen finns inte: {f}").format(f=file))
+            source = open_csv(Path(file), ReadSettings(encoding=encoding, delimiter=delimiter, start_row=start_row,
+                                                       has_header=not no_header))
+            read_as = source.encoding or ""
+        if no_header and not mapping:
+            raise _Refused(_("Utan rubrikrad måste kolumnerna anges med --map, t.ex. --map \"1=kundnummer,2=namn\"."))
+        fields = _mapping(source, stdin, no_header, mapping)
+    except click.BadParameter as exc:
+        _fail(exc.format_message(), as_json)
     except CsvReadError as exc:
+        _fail(exc.message, as_json, exc.line)
+    except _Refused as exc:
+        _fail(exc.message, as_json, exc.line)
+    except OSError as exc:
         _fail(str(exc), as_json)
-        return
-    except ImportError_ as exc:
-        _fail(str(exc), as_json)
-        return
-    report: dict[str, Any] = {
-        "ok": errors == 0,
-        "file": file,
-        "encoding": source.encoding,
-        "delimiter": source.settings.delimiter,
-        "dry_run": dry_run,
-        "committed": committed,
-        "batch_id": batch_id,
-        "counts": {JSON_CLASS[k]: v for k, v in counts.items()},
-        "rows": [{"line": r.line, "class": JSON_CLASS[r.cls], "number": r.number, "reason": r.reason,
-                  **({"warning": r.warning} if r.warning else {})} for r in rows],
-    }
-    if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        from kundreg_tui.domain.text import visible
+    service = _service(ctx.obj["db"])
+    options = ImportOptions(empty_clears=empty_clears, all_new=all_new, source="paste" if stdin else "cli",
+                            label=label)
+    committed, batch_id = False, None
+    with ImportPlan(service.engine, options) as plan:
+        try:
+            for attempt in (1, 2):
+                counts = plan.build(source.iter_records(), fields)
+                errors = counts.get("error", 0)
+                if dry_run or (strict and errors) or not (counts["new"] or counts["update"]):
+                    break
+                try:
+                    receipt = plan.commit()
+                except StalePlan:
+                    if attempt == 2:
+                        raise
+                    continue  # someone saved meanwhile: a fresh plan, once
+                committed, batch_id = True, receipt.batch_id
+                break
+        except CsvReadError as exc:
+            _fail(exc.message, as_json, exc.line)
+        except ImportError_ as exc:
+            message = str(exc)
+            if not any(f in ("number", "email") for f in fields if f) and not all_new:
+                message += " " + _("Ange --all-new för att skapa varje rad som en ny kund.")
+            _fail(message, as_json)
+        head: dict[str, Any] = {
+            "ok": errors == 0, "file": file, "encoding": read_as, "delimiter": source.settings.delimiter,
+            "dry_run": dry_run, "strict": strict, "committed": committed, "batch_id": batch_id,
+            "counts": {JSON_CLASS[k]: v for k, v in counts.items()}, "blank_rows": plan.blank_rows,
+        }
+        if as_json:
+            _write_json(sys.stdout, head, plan.rows())
+            sys.stdout.flush()
+        else:
+            from kundreg_tui.domain.text import visible
 
-        c = report["counts"]
-        click.echo(_("{new} nya, {updated} uppdaterade, {unchanged} oförändrade, {error} fel").format(**c))
-        for r in rows:
-            if r.cls == "error":
-                click.echo(visible(_("rad {line}: {reason}").format(line=r.line, reason=r.reason)), err=True)
-        if dry_run:
-            click.echo(_("Provkörning: inget sparades."))
-        elif strict and errors:
-            click.echo(_("Inget importerades eftersom det fanns fel (--strict)."))
-        elif committed:
-            click.echo(_("Importen är klar (import nr {id}).").format(id=batch_id))
+            c = head["counts"]
+            click.echo(_("{new} nya, {updated} uppdaterade, {unchanged} oförändrade, {error} fel").format(**c))
+            if errors:
+                for r in plan.rows(only_errors=True):
+                    click.echo(visible(_("rad {line}: {reason}").format(line=r.line, reason=r.reason)), err=True)
+            if dry_run:
+                click.echo(_("Provkörning: inget sparades."))
+            elif strict and errors:
+                click.echo(_("Inget importerades eftersom det fanns fel (--strict)."))
+            elif committed:
+                click.echo(_("Importen är klar (import nr {id}).").format(id=batch_id))
     sys.exit(EXIT_ROW_ERRORS if errors else EXIT_OK)

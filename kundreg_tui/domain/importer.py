@@ -1,52 +1,73 @@
 """The import engine: plan (preview) and commit, shared by the file wizard, paste and the CLI.
 
-A plan streams the input rows into a temporary staging table on a connection of its own,
-normalised and validated, then classifies every row with a few indexed SQL statements against
-the register (*ny*, *uppdateras*, *oförändrad*, *fel*). The preview pages from that table; the
-commit writes only new and changed rows, in one transaction, with bulk SQL, and refuses when the
-register changed since the plan was made. Every commit records the previous values so that
+A plan reads the input a chunk (8,192 rows) at a time. Each chunk is normalised and validated
+column by column (``fastpath``: the answers of ``validation.validate_customer``, at C speed). Its
+keys are looked up in the register with one SQL statement per key (number, e-mail), in a worker
+thread while the next chunk is read, and every row is classified in Python: the two keys must find
+the same customer, a found customer is *oförändrad* when the row's normalised values, compared as
+one string, equal the stored ones, else its changes are listed field by field (*uppdateras*); a row
+that finds no one is *ny*, anything that cannot be imported is *fel* with the reason. The rows are
+staged (keys, values as one string, class) in temporary tables on the plan's own connection. Once
+every row is in: keys given twice, two rows for one customer, and the customer numbers the new
+rows will get. The preview pages from these tables.
+
+The commit writes the new and changed rows in one transaction with bulk SQL (new customers' values,
+keys and history are made then), and refuses when the register changed since the plan was made
+(``StalePlan``). It records the import (who, when, source) and every previous value, so that
 ``undo_import`` restores exactly what was there before.
 """
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
+import operator
+import os
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from kundreg_tui.domain.database import current_actor, write_tx
+from kundreg_tui.domain.fastpath import CELL_SEP, ChunkResult, KeyCache, validate_rows
 from kundreg_tui.domain.fields import FIELD_BY_NAME, FIELD_NAMES, KIND_COMPANY, KIND_PERSON
-from kundreg_tui.domain.keys import derived_columns
 from kundreg_tui.domain.models import batch_table, change_table, customer_table, meta_table
 from kundreg_tui.domain.register import FIRST_NUMBER, NEXT_NUMBER_KEY, RegisterError, now
 from kundreg_tui.domain.text import natural_key
 from kundreg_tui.domain.validation import (
     FieldError,
-    check_country,
-    check_email,
-    check_kind,
-    check_number,
     check_org_number,
     check_postal_code,
-    check_vat,
-    clean,
-    email_key,
-    phone_warning,
+    validate_customer,
 )
-from kundreg_tui.i18n import _
+from kundreg_tui.i18n import N_, _
 
 C = customer_table.c
 NEW, UPDATE, SAME, ERROR = "new", "update", "same", "error"
 CLASSES = (NEW, UPDATE, SAME, ERROR)
 KEY_FIELDS = ("number", "email")
 DERIVED = ("number_key", "name_key", "city_key", "email_key", "search_key")
-CHUNK = 5000
+CHUNK = 8192
+MAX_PARAMS = 30_000  # bound parameters per SQLite INSERT statement (its limit is 32,766)
+STAGE, NEW_T, UPD_T, ROW_T, UROW_T = "kr_stage", "kr_new", "kr_upd", "kr_newrow", "kr_updrow"
+# Derived keys a changed field moves.
+_DERIVED_BY = {"name": ("name_key", "search_key"), "city": ("city_key",),
+               "email": ("email_key", "search_key"), "org_number": ("search_key",)}
+_FIELD_BIT = {n: 1 << i for i, n in enumerate(FIELD_NAMES)}
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_LINE, _VALUES, _PROBLEM = attrgetter("line"), attrgetter("values"), attrgetter("problem")
+_STALE = N_("Kundregistret har ändrats sedan förhandsgranskningen gjordes. "
+            "Gör en ny förhandsgranskning innan du importerar.")
 
 
 class ImportError_(RegisterError):
@@ -114,102 +135,105 @@ class Receipt:
         return "\n".join(lines) + "\n"
 
 
-def _stage_table(name: str) -> sa.Table:
-    md = sa.MetaData()
-    cols: list[sa.Column[Any]] = [
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("line", sa.Integer, nullable=False),
-        sa.Column("cls", sa.String(8)),
-        sa.Column("reason", sa.Text),
-        sa.Column("warning", sa.Text),
-        sa.Column("cust_id", sa.Integer),
-        sa.Column("num_id", sa.Integer),
-        sa.Column("num_deleted", sa.Integer),
-        sa.Column("email_id", sa.Integer),
-        sa.Column("old_version", sa.Integer),
-        sa.Column("assigned", sa.Integer),
-        sa.Column("changes", sa.Text),
-        *(sa.Column(f"f_{n}", sa.Text) for n in FIELD_NAMES),
-        sa.Column("k_email", sa.Text),
-        *(sa.Column(f"d_{n}", sa.Text) for n in DERIVED),
-    ]
-    return sa.Table(name, md, *cols, prefixes=["TEMPORARY"])
-
-
 def row_validator(fields: Sequence[str]) -> Callable[[dict[str, str]], tuple[dict[str, str], dict[str, str], list[str]]]:
-    """A validator specialised to the mapped fields: the same rules as ``validate_customer``
-    (partial), without its per-call set-up, for the million-row path. Returns (values, errors,
-    warnings); an empty name is left out (a customer always keeps a name)."""
-    checks: dict[str, Callable[..., str]] = {
-        "number": check_number, "kind": check_kind, "vat_number": check_vat, "email": check_email,
-    }
-    order = [f for f in FIELD_NAMES if f in fields]
-    has_kind, has_country = "kind" in order, "country" in order
+    """One row's (values, errors, warnings) by the library's rules (``validate_customer``, partial),
+    the name left out when it is empty. Kept for callers that validate one row at a time."""
+    wanted = set(fields)
 
     def validate(raw: dict[str, str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
-        values: dict[str, str] = {}
-        errors: dict[str, str] = {}
-        warnings: list[str] = []
-        for name in order:
-            if name not in raw:
-                continue
-            try:
-                value = clean(name, raw[name])
-                if value:
-                    check = checks.get(name)
-                    if check is not None:
-                        value = check(value)
-                values[name] = value
-            except FieldError as exc:
-                errors[exc.field] = exc.message
-        if has_kind and "kind" not in errors:
-            try:
-                values["kind"] = check_kind(values.get("kind", ""))
-            except FieldError as exc:
-                errors["kind"] = exc.message
-        if has_country and "country" in values and "country" not in errors:
-            try:
-                values["country"] = check_country(values["country"])
-            except FieldError as exc:
-                errors["country"] = exc.message
-        country = values.get("country") or "SE"
-        org = values.get("org_number")
-        if org and "org_number" not in errors:
-            try:
-                values["org_number"] = check_org_number(org, values.get("kind") or KIND_COMPANY)
-            except FieldError as exc:
-                errors["org_number"] = exc.message
-        postal = values.get("postal_code")
-        if postal and "postal_code" not in errors:
-            try:
-                values["postal_code"] = check_postal_code(postal, country)
-            except FieldError as exc:
-                errors["postal_code"] = exc.message
-        phone = values.get("phone")
-        if phone and "phone" not in errors:
-            warning = phone_warning(phone, country)
-            if warning:
-                warnings.append(warning)
+        result = validate_customer({k: v for k, v in raw.items() if k in wanted}, partial=True)
+        values = dict(result.values)
         if values.get("name") == "":
             del values["name"]
-        return values, errors, warnings
+        return values, dict(result.errors), list(result.warnings.values())
 
     return validate
 
 
 def register_fingerprint(conn: Connection) -> str:
-    """Changes whenever anything is written to the register (every write logs a change row)."""
-    top_change = conn.execute(sa.select(sa.func.max(change_table.c.id))).scalar()
-    count, top_id = conn.execute(sa.select(sa.func.count(), sa.func.max(C.id)).select_from(customer_table)).one()
-    return json.dumps([top_change, count, top_id])
+    """Changes whenever anything is written to the register: every write logs a change row (its
+    id only grows), every new customer and batch gets a new id."""
+    row = conn.execute(sa.select(
+        sa.select(sa.func.max(change_table.c.id)).scalar_subquery(),
+        sa.select(sa.func.max(C.id)).scalar_subquery(),
+        sa.select(sa.func.max(batch_table.c.id)).scalar_subquery())).one()
+    return json.dumps(list(row))
+
+
+@dataclass
+class _Chunk:
+    """A chunk of input rows, validated, waiting for its look-ups."""
+
+    result: ChunkResult
+    problems: dict[int, str]
+    lines: list[int]
+    numbers: list[str | None]
+    knums: list[str | None]
+    kmails: list[str | None]
+    payloads: list[str]
+    order: list[int]  # the rows that are staged (blank ones left out)
+    live: list[int]  # the rows that can be matched (no problem, no invalid value)
+
+
+# What a number finds, as strings: [number, id, live ("1"/"0"), version, e-mail key ("" for none),
+# stored values (joined as staged), stored extra values (when the rules need some)]; what an e-mail
+# finds: [e-mail key, id, version, stored values, stored extra values].
+NumberHit = list[str]
+EmailHit = list[str]
+
+
+@dataclass
+class _Found:
+    """What a chunk's keys found in the register."""
+
+    by_number: dict[str, NumberHit]
+    by_email: dict[str, EmailHit]
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic collector off while millions of small objects come and go (none of them cyclic)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+_switch_lock = threading.Lock()
+_switch_users = [0, 0.005]  # plans building with short switches; the interval to restore
+
+
+def _short_switches(on: bool) -> None:
+    """A short GIL switch interval while a pipeline runs: the worker thread gets the GIL back
+    sooner after each (long) SQLite call. The first plan sets it, the last one restores it."""
+    with _switch_lock:
+        if on:
+            if _switch_users[0] == 0:
+                _switch_users[1] = sys.getswitchinterval()
+                sys.setswitchinterval(0.001)
+            _switch_users[0] += 1
+        else:
+            _switch_users[0] -= 1
+            if _switch_users[0] == 0:
+                sys.setswitchinterval(_switch_users[1])
+
+
+def _number_int(number: str) -> int | None:
+    return int(number) if number.isdigit() and number.isascii() and len(number) < 19 else None
 
 
 class ImportPlan:
-    """One import, from reading to commit. Holds a connection (and its staging table) open.
+    """One import, from reading to commit. Holds a connection (and its staging tables) open.
 
     Thread-safe for one caller at a time: a lock serialises use of the connection, so a
     preview table may page from it while nothing else runs.
     """
+
+    #: Look chunks up in a worker thread while the next one is read (``False``: one thread).
+    pipeline = os.environ.get("KUNDREG_IMPORT_PIPELINE", "1") != "0"
 
     def __init__(self, engine: Engine, options: ImportOptions | None = None, actor: str | None = None) -> None:
         self.engine = engine
@@ -217,34 +241,59 @@ class ImportPlan:
         self.actor = actor or current_actor()
         self.lock = threading.RLock()
         self.conn: Connection | None = None
-        self.stage = _stage_table("kr_stage")
         self.mapping: list[str | None] = []
         self.fields: list[str] = []
         self.counts: dict[str, int] = dict.fromkeys(CLASSES, 0)
         self.blank_rows = 0
         self.fingerprint = ""
         self.committed: Receipt | None = None
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._cls_index = False
+        self._keys = KeyCache()
+        self._next_number = FIRST_NUMBER
+        self._typed_high: set[int] = set()
+        self._new_rows: list[tuple[int, str | None]] = []
+        self._late_errors: set[int] = set()
+        self._marks: dict[str, tuple[array[int], array[int]]] = {}
+        self._mail_matched: set[int] = set()
+        self._pragmas: dict[str, Any] = {}
+        self._checkpoint: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> Connection:
         if self.conn is None:
             self.conn = self.engine.connect()
-            if self.engine.dialect.name == "sqlite":
-                # Staging goes to a temporary file, not memory: a million rows stay off the heap.
-                dbapi = self.conn.connection.driver_connection
-                if dbapi is not None:
-                    dbapi.execute("PRAGMA temp_store=FILE")
+            if self.sqlite:
+                dbapi = self._dbapi()
+                for pragma in ("cache_size", "temp_store", "temp.cache_size"):
+                    row = dbapi.execute(f"PRAGMA {pragma}").fetchone()
+                    self._pragmas[pragma] = row[0] if row else 0
+                # Staging goes to a temporary file, not memory: a million rows stay off the heap; a
+                # bigger page cache for the register's indexes while the plan looks rows up.
+                dbapi.execute("PRAGMA temp_store=FILE")
+                dbapi.execute("PRAGMA cache_size=-131072")
+                dbapi.execute("PRAGMA temp.cache_size=-65536")
         return self.conn
 
+    def _dbapi(self) -> Any:
+        assert self.conn is not None
+        return self.conn.connection.driver_connection
+
     def close(self) -> None:
+        self.wait_checkpoint()
         with self.lock:
             if self.conn is not None:
                 try:
                     if self.conn.in_transaction():
                         self.conn.rollback()
-                    self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.stage.name}")
+                    for table in (STAGE, NEW_T, UPD_T, ROW_T, UROW_T):
+                        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                     if self.conn.in_transaction():
                         self.conn.commit()
+                    if self.sqlite and self._pragmas:
+                        dbapi = self._dbapi()
+                        for pragma, value in self._pragmas.items():
+                            dbapi.execute(f"PRAGMA {pragma}={int(value)}")
                 except Exception:
                     pass
                 self.conn.close()
@@ -255,6 +304,67 @@ class ImportPlan:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ SQL helpers
+    def _sql(self, sql: str) -> str:
+        return sql if self.sqlite else sql.replace("?", "%s")
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self._dbapi().cursor()
+        cur.execute(self._sql(sql), tuple(params))
+        return cur
+
+    def _execmany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cur = self._dbapi().cursor()
+            cur.executemany(self._sql(sql), rows)
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Bulk insert: COPY on PostgreSQL; on SQLite, the statements of ``_insert_batches``."""
+        if not rows:
+            return
+        if not self.sqlite:
+            cur = self._dbapi().cursor()
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        self._run_batches(self._insert_batches(table, columns, rows))
+
+    @staticmethod
+    def _insert_batches(table: str, columns: Sequence[str],
+                        rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """SQLite: multi-row INSERTs of a power of two rows each, up to ``MAX_PARAMS`` parameters (a
+        few statement texts, each cached): a chunk of rows in a handful of statements, so SQLite
+        runs long without the GIL and the driver's per-row work is minimal."""
+        one = "(" + ",".join("?" * len(columns)) + ")"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        biggest = 1 << ((MAX_PARAMS // len(columns)).bit_length() - 1)
+        chain = itertools.chain.from_iterable
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        start = 0
+        while start < len(rows):
+            size = min(biggest, 1 << ((len(rows) - start).bit_length() - 1))
+            out.append((head + ",".join([one] * size), tuple(chain(rows[start:start + size]))))
+            start += size
+        return out
+
+    def _run_batches(self, batches: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        dbapi = self._dbapi()
+        for sql, params in batches:
+            dbapi.execute(sql, params)
+
+    def _create_tables(self) -> None:
+        big = "INTEGER" if self.sqlite else "BIGINT"
+        for table in (STAGE, NEW_T, UPD_T, ROW_T, UROW_T):
+            self._exec(f"DROP TABLE IF EXISTS {table}")
+        self._exec(f"CREATE TEMP TABLE {STAGE} (seq INTEGER PRIMARY KEY, line INTEGER NOT NULL, f_number TEXT, "
+                   f"k_number TEXT, k_email TEXT, payload TEXT NOT NULL, cls TEXT, reason TEXT, warning TEXT, "
+                   f"cust_id {big}, old_version INTEGER)")
+        self._exec(f"CREATE TEMP TABLE {NEW_T} (seq INTEGER PRIMARY KEY, number TEXT NOT NULL, "
+                   f"assigned INTEGER NOT NULL)")
+        self._exec(f"CREATE TEMP TABLE {UPD_T} (seq INTEGER PRIMARY KEY, cust_id {big} NOT NULL, "
+                   f"old_version INTEGER NOT NULL, colset INTEGER NOT NULL, changes TEXT NOT NULL)")
 
     # ------------------------------------------------------------------ planning
     def build(self, records: Iterable[RecordLike], mapping: Sequence[str | None],
@@ -277,270 +387,597 @@ class ImportPlan:
                 "Välj att skapa alla rader som nya kunder, eller koppla en kolumn till kundnummer eller e-post."))
         self.mapping = list(mapping)
         self.fields = fields
-        with self.lock:
+        self.counts = dict.fromkeys(CLASSES, 0)
+        self._cls_index = False
+        self._typed_high = set()
+        self.blank_rows = 0
+        self._new_rows = []
+        self._late_errors = set()
+        self._mail_matched = set()
+        self._marks = {"k_number": (array("q"), array("q")), "k_email": (array("q"), array("q"))}
+        with self.lock, _no_gc():
             conn = self._connect()
-            with conn.begin():
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.stage.name}")
-                self.stage.create(conn)
-                self.fingerprint = register_fingerprint(conn)
-                self._load(conn, records, progress, cancelled)
-                conn.exec_driver_sql(f"CREATE INDEX kr_stage_num ON {self.stage.name} (f_number)")
-                conn.exec_driver_sql(f"CREATE INDEX kr_stage_mail ON {self.stage.name} (k_email)")
-                self._classify(conn, cancelled)
-                conn.exec_driver_sql(f"CREATE INDEX kr_stage_cls ON {self.stage.name} (cls, seq)")
-                self.counts = self._count_classes(conn)
+            if not self.sqlite:
+                # One snapshot of the register for every statement of the plan.
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            try:
+                with conn.begin():
+                    self._create_tables()
+                    self.fingerprint = register_fingerprint(conn)
+                    value = conn.execute(sa.select(meta_table.c.value).where(
+                        meta_table.c.key == NEXT_NUMBER_KEY)).scalar()
+                    self._next_number = int(value) if value else FIRST_NUMBER
+                    self._load(records, progress, cancelled)
+                    self._classify(cancelled)
+                    self.counts = self._count_classes()
+            finally:
+                if not self.sqlite:
+                    conn.execution_options(isolation_level=self.engine.dialect.default_isolation_level)
         return self.counts
 
-    def _bulk(self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """The driver's own executemany with plain tuples: no per-row SQLAlchemy work."""
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
-        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
-
-    def _load(self, conn: Connection, records: Iterable[RecordLike],
-              progress: Callable[[int], None] | None, cancelled: Callable[[], bool] | None) -> None:
-        cols = [(i, f) for i, f in enumerate(self.mapping) if f]
-        empty_clears = self.options.empty_clears
-        columns = ["seq", "line", "cls", "reason", "warning", *(f"f_{n}" for n in FIELD_NAMES), "k_email"]
-        index = {n: i for i, n in enumerate(FIELD_NAMES)}
-        has_name = "name" in self.fields
-        validate = row_validator(self.fields)
-        batch: list[tuple[Any, ...]] = []
+    def _load(self, records: Iterable[RecordLike], progress: Callable[[int], None] | None,
+              cancelled: Callable[[], bool] | None) -> None:
+        """Read, validate, classify and stage the rows a chunk at a time, in a pipeline: while a
+        worker thread writes chunk *k - 1* to the staging table and looks chunk *k* up in the
+        register (a few long SQL statements, run by SQLite with the GIL released), this thread reads
+        and validates chunk *k + 1*; then it classifies chunk *k*. The connection is only ever used
+        by one thread at a time."""
+        mapping = self.mapping
+        width = len(mapping)
+        idx = [i for i, f in enumerate(mapping) if f]
+        names: list[str] = [f for f in (mapping[i] for i in idx) if f is not None]
+        project: Callable[[Sequence[str]], Sequence[str]] | None
+        if len(idx) == 1:
+            only = idx[0]
+            project = lambda v: (v[only],)  # noqa: E731
+        elif idx == list(range(width)):
+            project = None
+        else:
+            project = itemgetter(*idx)
         seq = 0
-        blank = 0
-        for record in records:
-            values = record.values
-            raw: dict[str, str] = {}
-            any_value = False
-            for i, name in cols:
-                value = values[i] if i < len(values) else ""
-                if value and not value.isspace():
-                    raw[name] = value
-                    any_value = True
-                elif empty_clears:
-                    raw[name] = ""
-            if not any_value and not record.problem:
-                blank += 1
-                continue
-            seq += 1
-            cls: str | None = None
-            reason: str | None = record.problem
-            if reason:
-                cls = ERROR
-            clean_values, errors, warnings = validate(raw)
-            given: list[str | None] = [None] * len(FIELD_NAMES)
-            for name, value in clean_values.items():
-                given[index[name]] = value
-            if not clean_values.get("name") and not has_name:
-                first, last = clean_values.get("first_name"), clean_values.get("last_name")
-                # Kundnamn as "Förnamn Efternamn" when the input gives no name of its own.
-                if first or last:
-                    given[index["name"]] = " ".join(p for p in (first, last) if p)
-            if errors and cls is None:
-                cls, reason = ERROR, "; ".join(errors.values())
-            warning = "; ".join(warnings) if warnings else None
-            number = given[0] or None
-            given[0] = number
-            mail = given[index["email"]]
-            batch.append((seq, record.line, cls, reason, warning, *given, email_key(mail) if mail else None))
-            if len(batch) >= CHUNK:
-                self._bulk(conn, self.stage, columns, batch)
-                batch.clear()
-                if progress:
-                    progress(seq)
-                if cancelled and cancelled():
-                    raise Cancelled(_("Inläsningen avbröts."))
-        if batch:
-            self._bulk(conn, self.stage, columns, batch)
-        if progress:
-            progress(seq)
-        self.blank_rows = blank
+        it = iter(records)
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kundreg-import")
+        waiting: tuple[_Chunk, Future[_Found | None]] | None = None
+        if self.pipeline:
+            _short_switches(True)
+        try:
+            while True:
+                chunk = list(itertools.islice(it, CHUNK))
+                prepared = self._prepare(chunk, names, width, project) if chunk else None
+                batches: list[tuple[str, tuple[Any, ...]]] = []
+                if waiting is not None:
+                    done, job = waiting
+                    waiting = None
+                    found = job.result()
+                    assert found is not None
+                    batches = self._stage_rows(*self._match(seq, done, found))
+                    self._see_keys("k_number", seq, done.order, done.knums)
+                    self._see_keys("k_email", seq, done.order, done.kmails)
+                    seq += len(done.order)
+                    if progress:
+                        progress(seq)
+                    if cancelled and cancelled():
+                        raise Cancelled(_("Inläsningen avbröts."))
+                if prepared is None:
+                    self._run_batches(batches)
+                    break
+                if self.pipeline:
+                    waiting = (prepared, worker.submit(self._write_then_lookup, batches, prepared))
+                else:
+                    now_done: Future[_Found | None] = Future()
+                    now_done.set_result(self._write_then_lookup(batches, prepared))
+                    waiting = (prepared, now_done)
+        finally:
+            if waiting is not None:
+                waiting[1].exception()  # never leave the worker on the connection
+            worker.shutdown(wait=True)
+            if self.pipeline:
+                _short_switches(False)
         if seq == 0:
             raise ImportError_(_("Det finns inga rader att importera."))
 
-    def _classify(self, conn: Connection, cancelled: Callable[[], bool] | None) -> None:
-        s = self.stage.c
-        st = self.stage
-        live = C.deleted_at.is_(None)
-        # Duplicate keys inside the input: every row holding the key is in error.
-        for key_col, label in ((s.f_number, _("Kundnummer")), (s.k_email, _("E-post"))):
-            dups = conn.execute(
-                sa.select(key_col).where(key_col.is_not(None)).group_by(key_col).having(sa.func.count() > 1)
-            ).scalars().all()
-            for start in range(0, len(dups), 500):
-                chunk = dups[start:start + 500]
-                lines: dict[str, list[int]] = {}
-                for value, line in conn.execute(sa.select(key_col, s.line).where(key_col.in_(chunk)).order_by(s.seq)):
-                    lines.setdefault(value, []).append(line)
-                for value, where in lines.items():
-                    reason = _("{field} {value} finns på flera rader i indata (rad {lines}); "
-                               "ingen av dem importeras").format(
-                        field=label, value=value, lines=", ".join(map(str, where[:10])))
-                    conn.execute(st.update().where(key_col == value).values(
-                        cls=ERROR, reason=sa.case((s.reason.is_(None), reason), else_=s.reason + "; " + reason)))
-        # Match by number (any customer ever: a deleted number is never used again) and e-mail.
-        conn.execute(st.update().where(s.f_number.is_not(None)).values(
-            num_id=sa.select(C.id).where(C.number == s.f_number).scalar_subquery(),
-            num_deleted=sa.select(sa.case((C.deleted_at.is_(None), 0), else_=1)).where(
-                C.number == s.f_number).scalar_subquery(),
-        ))
-        conn.execute(st.update().where(s.k_email.is_not(None)).values(
-            email_id=sa.select(C.id).where(C.email_key == s.k_email, live).scalar_subquery()))
-        pending = s.cls.is_(None)
-        conn.execute(st.update().where(pending, s.num_deleted == 1).values(
-            cls=ERROR, reason=sa.literal(_("Kundnummer ")) + s.f_number + sa.literal(
-                _(" har tillhört en raderad kund och kan inte användas igen"))))
-        conn.execute(st.update().where(pending, s.num_id.is_not(None), s.email_id.is_not(None),
-                                       s.num_id != s.email_id).values(
-            cls=ERROR, reason=sa.literal(_("Kundnummer och e-post hör till två olika kunder; "
-                                            "inget slås ihop"))))
-        conn.execute(st.update().where(pending, s.f_number.is_not(None), s.num_id.is_(None),
-                                       s.email_id.is_not(None)).values(
-            cls=ERROR, reason=sa.literal(_("E-postadressen ")) + s.f_email + sa.literal(
-                _(" används redan av en annan kund med annat kundnummer"))))
-        conn.execute(st.update().where(pending).values(cust_id=sa.func.coalesce(s.num_id, s.email_id)))
-        if not self.options.all_new:
-            conn.execute(st.update().where(pending, s.f_number.is_(None), s.k_email.is_(None)).values(
-                cls=ERROR, reason=sa.literal(_("Raden saknar både kundnummer och e-post"))))
-        conn.execute(st.update().where(pending, s.cust_id.is_(None), sa.func.coalesce(s.f_name, "") == "").values(
-            cls=ERROR, reason=sa.literal(_("Kundnamn saknas (krävs för en ny kund)"))))
-        if cancelled and cancelled():
-            raise Cancelled(_("Inläsningen avbröts."))
-        self._compare(conn)
-        self._number_new(conn)
+    def _prepare(self, chunk: list[RecordLike], names: list[str], width: int,
+                 project: Callable[[Sequence[str]], Sequence[str]] | None) -> _Chunk:
+        """A chunk validated (column by column), with its staged values and its keys."""
+        problems: dict[int, str] = {}
+        if any(map(_PROBLEM, chunk)):
+            vals: list[Sequence[str]] = []
+            for j, record in enumerate(chunk):
+                values = record.values
+                if record.problem:
+                    problems[j] = record.problem
+                    values = (list(values) + [""] * width)[:width]
+                vals.append(values)
+        else:
+            vals = list(map(_VALUES, chunk))
+        rows: Sequence[Sequence[str]] = vals if project is None else list(map(project, vals))
+        result = validate_rows(names, rows, empty_clears=self.options.empty_clears)
+        cols = result.cols
+        n = len(rows)
+        keep = [j for j in range(n) if j not in result.blank or j in problems] if result.blank else None
+        if keep is not None:
+            self.blank_rows += n - len(keep)
+        payloads = list(map(CELL_SEP.join, zip(*(cols[f] for f in names), strict=True))) if len(names) > 1 \
+            else list(cols[names[0]])
+        numbers: list[str | None]
+        knums: list[str | None]
+        kmails: list[str | None]
+        if "number" in cols:
+            ncol = cols["number"]
+            numbers = [v or None for v in ncol]
+            joined = "\x00".join(ncol)
+            knums = [v or None for v in joined.lower().split("\x00")] if joined.isascii() \
+                else [v.casefold() or None for v in ncol]
+            low = len(str(self._next_number))
+            for v in ncol:  # typed numbers above the series: skipped when numbers are handed out
+                if len(v) >= low and v.isdigit():
+                    num = _number_int(v)
+                    if num is not None and num >= self._next_number:
+                        self._typed_high.add(num)
+        else:
+            numbers = knums = [None] * n
+        if "email" in cols:
+            ecol = cols["email"]
+            joined = "\x00".join(ecol)
+            kmails = [v or None for v in (joined.lower().split("\x00") if joined.isascii()
+                                         else [v.casefold() for v in ecol])]
+        else:
+            kmails = [None] * n
+        order = list(keep) if keep is not None else list(range(n))
+        errors = result.errors
+        live = [j for j in order if j not in problems and j not in errors] if (errors or problems) else order
+        return _Chunk(result, problems, list(map(_LINE, chunk)), numbers, knums, kmails, payloads, order, live)
 
-    def _compare(self, conn: Connection) -> None:
-        """Matched rows: which given values differ from the stored ones (after normalising).
+    _STAGE_COLS = ("seq", "line", "f_number", "k_number", "k_email", "payload", "cls", "cust_id", "old_version",
+                   "reason", "warning")
 
-        The comparison runs in SQL, so unchanged rows never leave the database; only rows with a
-        difference are read back to compute their new keys and their history entry.
-        """
-        s = self.stage.c
-        st = self.stage
-        given = [n for n in FIELD_NAMES if n in self.fields and n != "number"]
-        matched = sa.and_(s.cls.is_(None), s.cust_id.is_not(None))
-        diffs = []
-        for n in given:
-            f = getattr(s, f"f_{n}")
-            if n == "email":
-                diffs.append(sa.and_(s.k_email.is_not(None), s.k_email != sa.func.coalesce(C.email_key, "")))
-            elif n == "name":
-                diffs.append(sa.and_(f.is_not(None), f != "", f != C.name))
-            else:
-                diffs.append(sa.and_(f.is_not(None), f != getattr(C, n)))
-        differs = sa.or_(*diffs) if diffs else sa.false()
-        conn.execute(st.update().where(matched).values(
-            cls=SAME, old_version=sa.select(C.version).where(C.id == s.cust_id).scalar_subquery()))
-        # SQLite and PostgreSQL both know UPDATE … FROM; it marks the rows that differ.
-        conn.execute(st.update().where(s.cls == SAME, C.id == s.cust_id, differs).values(cls=UPDATE))
-        stmt = (sa.select(s.seq, *(getattr(s, f"f_{n}") for n in FIELD_NAMES),
-                          *(getattr(C, n) for n in FIELD_NAMES))
-                .select_from(self.stage.join(customer_table, C.id == s.cust_id))
-                .where(s.cls == UPDATE).order_by(s.seq))
-        width = len(FIELD_NAMES)
-        positions = [(FIELD_NAMES.index(n), n) for n in given]
-        pending: list[dict[str, Any]] = []
-        for row in conn.execute(stmt):
-            staged, stored = row[1:1 + width], row[1 + width:]
-            old = dict(zip(FIELD_NAMES, stored, strict=True))
-            new_values = dict(old)
-            changes: dict[str, list[str]] = {}
-            error = ""
-            for i, n in positions:
-                value = staged[i]
-                if value is None:
-                    continue
-                try:
-                    if n == "org_number" and value:
-                        value = check_org_number(value, staged[1] or old["kind"])
-                    elif n == "postal_code" and value:
-                        value = check_postal_code(value, staged[FIELD_NAMES.index("country")] or old["country"])
-                except FieldError as exc:
-                    error = exc.message
-                    break
-                if n == "email" and value.casefold() == (old["email"] or "").casefold():
-                    continue
-                if n == "name" and not value:
-                    continue  # a customer always keeps a name
-                if value != old[n]:
-                    changes[n] = [old[n], value]
-                    new_values[n] = value
-            if error:
-                pending.append({"k_seq": row[0], "cls": ERROR, "reason": error, "changes": None,
-                                **dict.fromkeys((f"d_{d}" for d in DERIVED))})
-                continue
-            derived = derived_columns(new_values) if changes else dict.fromkeys(DERIVED)
-            pending.append({"k_seq": row[0], "cls": UPDATE if changes else SAME, "reason": None,
-                            "changes": json.dumps(changes, ensure_ascii=False) if changes else None,
-                            **{f"d_{d}": v for d, v in derived.items()}})
-        stmt_upd = st.update().where(s.seq == sa.bindparam("k_seq")).values(
-            cls=sa.bindparam("cls"), reason=sa.bindparam("reason"), changes=sa.bindparam("changes"),
-            **{f"d_{d}": sa.bindparam(f"d_{d}") for d in DERIVED})
-        for start in range(0, len(pending), CHUNK):
-            conn.execute(stmt_upd, pending[start:start + CHUNK])
-
-    def _number_new(self, conn: Connection) -> None:
-        """New rows: the customer numbers they will get, their full values and keys."""
-        s = self.stage.c
-        rows = conn.execute(sa.select(s.seq, *(getattr(s, f"f_{n}") for n in FIELD_NAMES))
-                            .where(s.cls.is_(None), s.cust_id.is_(None)).order_by(s.seq)).all()
-        need = sum(1 for r in rows if not r.f_number)
-        numbers = iter(self._peek_numbers(conn, need))
-        updates: list[dict[str, Any]] = []
-        for r in rows:
-            values = {n: (getattr(r, f"f_{n}") or "") for n in FIELD_NAMES}
-            if not values["kind"]:
-                # Förnamn/Efternamn without a type: a private person, as in the seeds' paste.
-                values["kind"] = KIND_PERSON if values["first_name"] or values["last_name"] else KIND_COMPANY
-            values["country"] = values["country"] or "SE"
-            if values["kind"] == KIND_PERSON and values["org_number"]:
-                try:
-                    values["org_number"] = check_org_number(values["org_number"], KIND_PERSON)
-                except FieldError:
-                    pass
-            assigned = 0
-            if not values["number"]:
-                values["number"] = next(numbers)
-                assigned = 1
-            derived = derived_columns(values)
-            changes = {k: ["", v] for k, v in values.items() if v}
-            updates.append({"k_seq": r.seq, "cls": NEW, "assigned": assigned,
-                            "changes": json.dumps(changes, ensure_ascii=False),
-                            **{f"f_{n}": values[n] for n in FIELD_NAMES},
-                            **{f"d_{d}": v for d, v in derived.items()}})
-        stmt = self.stage.update().where(s.seq == sa.bindparam("k_seq")).values(
-            cls=sa.bindparam("cls"), assigned=sa.bindparam("assigned"), changes=sa.bindparam("changes"),
-            **{f"f_{n}": sa.bindparam(f"f_{n}") for n in FIELD_NAMES},
-            **{f"d_{d}": sa.bindparam(f"d_{d}") for d in DERIVED})
-        for start in range(0, len(updates), CHUNK):
-            conn.execute(stmt, updates[start:start + CHUNK])
-
-    def _peek_numbers(self, conn: Connection, count: int) -> list[str]:
-        """The next ``count`` numbers of the series, skipping any in use or typed in the input."""
-        if count == 0:
+    def _stage_rows(self, plain: list[tuple[Any, ...]], special: list[tuple[Any, ...]],
+                    updates: list[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """Stage a classified chunk (rows with a reason or warning bind two columns more) and its
+        changes. On SQLite the statements are returned, to run in the worker thread."""
+        if not self.sqlite:
+            self._insert(STAGE, self._STAGE_COLS[:9], plain)
+            self._insert(STAGE, self._STAGE_COLS, special)
+            self._insert(UPD_T, ("cust_id", "seq", "old_version", "colset", "changes"), updates)
             return []
-        value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == NEXT_NUMBER_KEY)).scalar()
-        nxt = int(value) if value else FIRST_NUMBER
-        s = self.stage.c
-        typed = [n for n in conn.execute(sa.select(s.f_number).where(s.f_number.is_not(None))).scalars()
-                 if n.isdigit() and len(n) < 19]
-        top_typed = max((int(n) for n in typed), default=0)
-        nxt = max(nxt, top_typed + 1) if top_typed and top_typed >= nxt else nxt
-        used = {int(n) for n in conn.execute(sa.select(C.number).where(C.number_key >= natural_key(str(nxt))))
-                .scalars() if n.isdigit() and len(n) < 19}
-        used |= {int(n) for n in typed}
-        out: list[str] = []
-        while len(out) < count:
-            if nxt not in used:
-                out.append(str(nxt))
-            nxt += 1
+        batches = self._insert_batches(STAGE, self._STAGE_COLS[:9], plain) if plain else []
+        if special:
+            batches += self._insert_batches(STAGE, self._STAGE_COLS, special)
+        if updates:
+            batches += self._insert_batches(UPD_T, ("cust_id", "seq", "old_version", "colset", "changes"), updates)
+        return batches
+
+    def _write_then_lookup(self, batches: list[tuple[str, tuple[Any, ...]]], chunk: _Chunk | None) -> _Found | None:
+        """(Worker thread.) Stage the classified chunk, then look the next one up."""
+        self._run_batches(batches)
+        return self._lookup(chunk) if chunk is not None else None
+
+    # ------------------------------------------------------------------ matching (per chunk)
+    def _stored_payload(self, alias: str, fields: Sequence[str] | None = None) -> str:
+        """Stored values of a customer as one string, in the staged payload's order (one
+        ``printf`` on SQLite is much cheaper than a chain of ``||``; the columns are never NULL)."""
+        names = self.fields if fields is None else fields
+        cols = ", ".join(f"{alias}.{n}" for n in names)
+        if self.sqlite:
+            fmt = CELL_SEP.join(["%s"] * len(names))
+            return f"printf('{fmt}', {cols})"
+        return f"concat_ws(chr(31), {cols})"
+
+    @property
+    def _extra(self) -> list[str]:
+        """Stored values the update rules need besides the compared ones."""
+        return [n for n in ("kind", "country", "first_name", "last_name", "name") if n not in self.fields]
+
+    def _in(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``IN (…)`` for SQLite, ``= ANY(array)`` for PostgreSQL. SQLite's list is padded with NULLs
+        (which match nothing) to a power of two: a handful of statement texts, not one per chunk
+        (each prepared statement with thousands of parameters is big, and the driver caches them)."""
+        if self.sqlite:
+            size = max(16, 1 << (len(values) - 1).bit_length())
+            return "IN (" + ",".join("?" * size) + ")", [*values, *([None] * (size - len(values)))]
+        return "= ANY(?)", [list(values)]
+
+    def _aggregate(self, head: Sequence[str], where: str, params: list[Any]) -> list[list[str]]:
+        """Matching customers from one statement, as one string (so SQLite does all of the work in
+        one call, without the GIL, and one ``printf`` a customer), split here: customers by 0x1D,
+        columns by 0x1E (neither can be in a stored value): the ``head`` columns, the compared
+        values (joined by 0x1F, as staged) and, when the rules need them, the extra stored values.
+        Falls back to fetching rows should a stored value hold a separator after all."""
+        extra = self._extra
+        groups = [list(self.fields), *([extra] if extra else [])]
+        width = len(head) + len(groups)
+        if self.sqlite:
+            fmt = "\x1e".join(["%s"] * len(head) + [CELL_SEP.join(["%s"] * len(g)) for g in groups])
+            args = ", ".join([*head, *(f"c.{n}" for g in groups for n in g)])
+            sql = f"SELECT group_concat(printf('{fmt}', {args}), char(29)) FROM customer c WHERE {where}"
+        else:
+            parts = [*head, *(f"concat_ws(chr(31), {', '.join(f'c.{n}' for n in g)})" for g in groups)]
+            sql = f"SELECT string_agg(concat_ws(chr(30), {', '.join(parts)}), chr(29)) FROM customer c WHERE {where}"
+        big = self._exec(sql, params).fetchone()[0]
+        if not big:
+            return []
+        out = [record.split("\x1e") for record in big.split("\x1d")]
+        if any(len(r) != width for r in out):
+            cols = [*head, *(self._stored_payload("c", g) for g in groups)]
+            rows = self._exec(f"SELECT {', '.join(cols)} FROM customer c WHERE {where}", params).fetchall()
+            return [["" if v is None else str(v) for v in r] for r in rows]
         return out
 
-    def _count_classes(self, conn: Connection) -> dict[str, int]:
-        s = self.stage.c
+    def _lookup(self, chunk: _Chunk) -> _Found:
+        """(Worker thread.) The customers a chunk's keys find: by number, any customer ever (a
+        deleted number is never used again); by e-mail, live customers. Values stay strings."""
+        numbers, kmails = chunk.numbers, chunk.kmails
+        rows = chunk.live
+        live = "(c.deleted_at IS NULL)" if self.sqlite else "(c.deleted_at IS NULL)::int"
+        by_number: dict[str, NumberHit] = {}
+        wanted = list({numbers[j] for j in rows if numbers[j]})
+        if wanted:
+            clause, params = self._in(wanted)
+            by_number = {r[0]: r for r in self._aggregate(
+                ("c.number", "c.id", live, "c.version", "coalesce(c.email_key, '')"), f"c.number {clause}", params)}
+            missing = [j for j in rows if numbers[j] and numbers[j] not in by_number
+                       and not numbers[j].isdigit()]  # type: ignore[union-attr]
+            if missing:
+                by_number.update(self._match_folded([(numbers[j], chunk.knums[j]) for j in missing]))
+        by_email: dict[str, EmailHit] = {}
+        want_mail = set()
+        for j in rows:
+            key = kmails[j]
+            if key is not None:
+                hit = by_number.get(numbers[j]) if numbers[j] else None  # type: ignore[arg-type]
+                if hit is None or hit[2] != "1" or hit[4] != key:
+                    want_mail.add(key)
+        if want_mail:
+            clause, params = self._in(list(want_mail))
+            by_email = {r[0]: r for r in self._aggregate(
+                ("c.email_key", "c.id", "c.version"),
+                f"c.email_key {clause} AND c.deleted_at IS NULL AND c.email_key IS NOT NULL", params)}
+        return _Found(by_number, by_email)
+
+    def _match(self, seq: int, chunk: _Chunk,
+               found: _Found) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Classify the rows of a chunk: their staging rows and their changes. A row's number and
+        e-mail must find the same customer (or the e-mail none); a found customer is *oförändrad*
+        when the staged values equal the stored ones, else what changes is worked out field by field
+        (``_decide_update``); a row that finds none is new."""
+        result, problems = chunk.result, chunk.problems
+        errors, warnings = result.errors, result.warnings
+        lines, numbers, knums, kmails, payloads = chunk.lines, chunk.numbers, chunk.knums, chunk.kmails, chunk.payloads
+        by_number, by_email = found.by_number, found.by_email
+        has_number, has_email = "number" in self.fields, "email" in self.fields
+        need_key = (has_number or has_email) and not self.options.all_new
+        plain: list[tuple[Any, ...]] = []  # rows without a reason or warning: fewer columns to bind
+        special: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        decide = self._decide_update
+        extra = bool(self._extra)
+        new_rows = self._new_rows
+        mail_matched = self._mail_matched
+        get_number, get_email = by_number.get, by_email.get
+        for j in chunk.order:
+            seq += 1
+            number, key, payload = numbers[j], kmails[j], payloads[j]
+            if j in problems:
+                special.append((seq, lines[j], number, knums[j], key, payload, ERROR, None, None, problems[j], None))
+                continue
+            if j in errors:
+                special.append((seq, lines[j], number, knums[j], key, payload, ERROR, None, None, result.reason(j),
+                                result.warning(j) or None))
+                continue
+            num_hit = get_number(number) if number is not None else None
+            reason: str | None = None
+            cls: str | None
+            cust_id: str | None = None
+            version: str | None = None
+            if num_hit is not None and num_hit[2] == "1" and (key is None or num_hit[4] == key):
+                # The common case: the number finds a live customer whose e-mail (if given) is this one.
+                cust_id, version = num_hit[1], num_hit[3]
+                cls = SAME
+                if payload != num_hit[5]:
+                    cls, reason = decide(updates, seq, cust_id, version, payload, num_hit[5],
+                                         num_hit[6] if extra else None)
+            else:
+                mail_hit = get_email(key) if key is not None else None
+                if num_hit is not None and num_hit[2] != "1":
+                    cls, reason = ERROR, (_("Kundnummer ") + (number or "")
+                                          + _(" har tillhört en raderad kund och kan inte användas igen"))
+                elif num_hit is not None and mail_hit is not None and num_hit[1] != mail_hit[1]:
+                    cls, reason = ERROR, _("Kundnummer och e-post hör till två olika kunder; inget slås ihop")
+                elif num_hit is not None:
+                    # The e-mail is new to the register: this customer's address changes.
+                    cust_id, version = num_hit[1], num_hit[3]
+                    cls = SAME
+                    if payload != num_hit[5]:
+                        cls, reason = decide(updates, seq, cust_id, version, payload, num_hit[5],
+                                             num_hit[6] if extra else None)
+                elif number is not None and mail_hit is not None:
+                    cls, reason = ERROR, (_("E-postadressen ") + (key or "")
+                                          + _(" används redan av en annan kund med annat kundnummer"))
+                elif mail_hit is not None:
+                    cust_id, version = mail_hit[1], mail_hit[2]
+                    mail_matched.add(int(cust_id))
+                    cls = SAME
+                    if payload != mail_hit[3]:
+                        cls, reason = decide(updates, seq, cust_id, version, payload, mail_hit[3],
+                                             mail_hit[4] if extra else None)
+                elif need_key and number is None and key is None:
+                    cls, reason = ERROR, _("Raden saknar både kundnummer och e-post")
+                else:
+                    cls = None  # a new customer (numbered once every row is in)
+                    reason = self._new_name_problem(payload)
+                    if reason is None:
+                        new_rows.append((seq, number))
+                    else:
+                        cls = ERROR
+            if reason is None and j not in warnings:
+                plain.append((seq, lines[j], number, knums[j], key, payload, cls, cust_id, version))
+            else:
+                special.append((seq, lines[j], number, knums[j], key, payload, cls, cust_id, version, reason,
+                                (result.warning(j) or None) if j in warnings else None))
+        return plain, special, updates
+
+
+    def _match_folded(self, items: Sequence[tuple[str | None, str | None]]) -> dict[str, NumberHit]:
+        """Numbers with letters match whatever their case (``k-100`` finds ``K-100``) when no customer
+        has the number exactly as typed; two customers that only differ in case match neither."""
+        keys = {natural_key(n): (n, k) for n, k in items if n and k}
+        clause, params = self._in(list(keys))
+        live = "(c.deleted_at IS NULL)" if self.sqlite else "(c.deleted_at IS NULL)::int"
+        found: dict[str, list[NumberHit]] = {}
+        for where in (f"c.deleted_at IS NULL AND c.number_key {clause}",
+                      f"c.deleted_at IS NOT NULL AND c.number_key {clause}"):
+            for hit in self._aggregate(("c.number_key", "c.number", "c.id", live, "c.version",
+                                        "coalesce(c.email_key, '')"), where, params):
+                typed = keys.get(hit[0])
+                if typed is not None and typed[0] is not None and hit[1].casefold() == typed[1]:
+                    found.setdefault(typed[0], []).append(hit[1:])
+        return {n: hits[0] for n, hits in found.items() if len(hits) == 1}
+
+    # ------------------------------------------------------------------ changed rows
+    def _given(self, payload: str) -> dict[str, str | None]:
+        """The staged values of a row: None where the cell was not given (it leaves the stored value)."""
+        parts = payload.split(CELL_SEP) if len(self.fields) > 1 else [payload]
+        if self.options.empty_clears:
+            return dict(zip(self.fields, parts, strict=True))
+        return {f: (v if v else None) for f, v in zip(self.fields, parts, strict=True)}
+
+    def _decide_update(self, updates: list[tuple[Any, ...]], seq: int, cust_id: str, version: str, payload: str,
+                       stored: str, extra: str | None) -> tuple[str, str | None]:
+        """A row whose staged values differ from the stored ones: what changes, field by field, after
+        normalising against the stored customer (its type, its country); the change is added to
+        ``updates`` (for ``kr_upd``). Returns the class (*uppdateras*, or *oförändrad* when nothing
+        is left, *fel* when a value cannot be) and the reason."""
+        fields = self.fields
+        parts = stored.split(CELL_SEP) if len(fields) > 1 else [stored]
+        names = self._extra
+        more = (extra.split(CELL_SEP) if len(names) > 1 else [extra]) if extra is not None else []
+        if len(parts) != len(fields) or len(more) != (len(names) if extra is not None else 0):
+            # A stored value holds a control character (stored some other way than through the
+            # register's rules): nothing to compare it with safely.
+            return ERROR, _("Kunden har ett lagrat värde med ett otillåtet tecken; rätta kunden först")
+        old = dict(zip(fields, parts, strict=True))
+        old.update(zip(names, more, strict=False))
+        changes, error = self._changes(old, self._given(payload), "name" in fields)
+        if error:
+            return ERROR, error
+        if not changes:
+            return SAME, None
+        colset = 0
+        for name in changes:
+            colset |= _FIELD_BIT[name]
+        updates.append((cust_id, seq, version, colset, _JSON.encode(changes)))
+        return UPDATE, None
+
+    def _new_name_problem(self, payload: str) -> str | None:
+        """Why a new customer cannot be made for want of a name (Kundnamn, or Förnamn Efternamn)."""
+        fields = self.fields
+        if "name" not in fields and "first_name" not in fields and "last_name" not in fields:
+            return _("Kundnamn saknas (krävs för en ny kund)")
+        given = self._given(payload)
+        if given.get("name"):
+            return None
+        name = " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p)
+        limit = FIELD_BY_NAME["name"].max_length
+        if len(name) > limit:
+            return _("{field}: högst {n} tecken").format(field=FIELD_BY_NAME["name"].label_text, n=limit)
+        if not name:
+            return _("Kundnamn saknas (krävs för en ny kund)")
+        return None
+
+    def _changes(self, old: dict[str, str], given: dict[str, str | None],
+                 name_given: bool) -> tuple[dict[str, list[str]], str]:
+        changes: dict[str, list[str]] = {}
+        kind = given.get("kind") or old["kind"]
+        country = given.get("country") or old["country"] or "SE"
+        for n, value in given.items():
+            if value is None or n == "number":
+                continue  # not given: the stored value stays; a saved number never changes
+            if value == old[n]:
+                continue
+            try:
+                # Checked against Företag / SE when read; the stored type and country decide.
+                if n == "org_number" and value and not given.get("kind") and kind == KIND_PERSON:
+                    value = check_org_number(value, kind)
+                elif n == "postal_code" and value and not given.get("country") and country != "SE":
+                    value = check_postal_code(value, country)
+            except FieldError as exc:
+                return {}, exc.message
+            if n == "email" and value.casefold() == (old["email"] or "").casefold():
+                continue  # the same address in another case
+            if n == "name" and not value:
+                continue  # a customer always keeps a name
+            if value != old[n]:
+                changes[n] = [old[n], value]
+        if not (name_given and given.get("name")) and ("first_name" in changes or "last_name" in changes) \
+                and kind == KIND_PERSON:
+            first = changes["first_name"][1] if "first_name" in changes else old["first_name"]
+            last = changes["last_name"][1] if "last_name" in changes else old["last_name"]
+            name = " ".join(p for p in (first, last) if p)
+            if name and name != old["name"]:
+                if len(name) > FIELD_BY_NAME["name"].max_length:
+                    return {}, _("{field}: högst {n} tecken").format(
+                        field=FIELD_BY_NAME["name"].label_text, n=FIELD_BY_NAME["name"].max_length)
+                changes["name"] = [old["name"], name]
+        return changes, ""
+
+    # ------------------------------------------------------------------ after the last row
+    def _classify(self, cancelled: Callable[[], bool] | None) -> None:
+        """What only the whole input shows: keys given twice, two rows for one customer; then the
+        new customers' numbers."""
+        has_number, has_email = "number" in self.fields, "email" in self.fields
+        if has_number:
+            self._duplicates("k_number", "f_number", _("Kundnummer"))
+        if has_email:
+            self._duplicates("k_email", "k_email", _("E-post"))
+        if self._mail_matched and has_number:
+            self._same_customer()
+        late = sorted(self._late_errors)
+        for start in range(0, len(late), 4096):
+            clause, params = self._in(late[start:start + 4096])
+            self._exec(f"DELETE FROM {UPD_T} WHERE seq {clause}", params)
+        if cancelled and cancelled():
+            raise Cancelled(_("Inläsningen avbröts."))
+        self._number_new()
+
+    def _mark_errors(self, reasons: Sequence[tuple[str, int]]) -> None:
+        """Rows (reason, seq) become *fel*; a reason they already had as *fel* is kept in front."""
+        self._late_errors.update(seq for _r, seq in reasons)
+        self._execmany(f"UPDATE {STAGE} SET reason = CASE WHEN reason IS NULL OR cls IS NULL OR cls <> 'error' "
+                       f"THEN ? ELSE reason || '; ' || ? END, cls = 'error' WHERE seq = ?",
+                       [(r, r, s) for r, s in reasons])
+
+    def _see_keys(self, column: str, seq: int, order: Sequence[int], keys: Sequence[str | None]) -> None:
+        """Remember a chunk's keys compactly, as their hashes beside their row numbers in two
+        arrays (16 bytes a key, filled at C speed); sorting the hashes at the end shows which
+        rows may share a key."""
+        marks = self._marks.get(column)
+        if marks is None:
+            return
+        hashes, rows = marks
+        if len(order) == len(keys) and None not in keys:
+            hashes.extend(map(hash, keys))
+            rows.extend(range(seq + 1, seq + 1 + len(order)))
+            return
+        for s, j in enumerate(order, seq + 1):
+            key = keys[j]
+            if key is not None:
+                hashes.append(hash(key))
+                rows.append(s)
+
+    def _candidate_rows(self, column: str) -> list[int]:
+        """Rows whose key's hash another row shares (every duplicate key, and the odd collision)."""
+        hashes, rows = self._marks[column]
+        ordered = sorted(hashes)
+        if not any(map(operator.eq, ordered, itertools.islice(ordered, 1, None))):
+            return []
+        shared = {a for a, b in zip(ordered, itertools.islice(ordered, 1, None), strict=False) if a == b}
+        return [rows[i] for i, h in enumerate(hashes) if h in shared]
+
+    def _duplicates(self, key: str, shown: str, label: str) -> None:
+        """The same key on several rows of the input: every one of them is *fel*."""
+        candidates = self._candidate_rows(key)
+        rows = []
+        for start in range(0, len(candidates), 4096):
+            clause, params = self._in(candidates[start:start + 4096])
+            rows += self._exec(f"SELECT {key}, {shown}, seq, line FROM {STAGE} WHERE seq {clause}", params).fetchall()
+        if not rows:
+            return
+        rows.sort(key=itemgetter(0, 2))
+        groups: dict[str, list[tuple[str, int, int]]] = {}
+        for k, value, seq, line in rows:
+            groups.setdefault(k, []).append((value, seq, line))
+        groups = {k: v for k, v in groups.items() if len(v) > 1}  # a hash collision is no duplicate
+        reasons: list[tuple[str, int]] = []
+        for items in groups.values():
+            lines = [line for _v, _s, line in items]
+            text = ", ".join(map(str, lines[:10])) + (" …" if len(lines) > 10 else "")
+            reason = _("{field} {value} finns på flera rader i indata (rad {lines}); ingen av dem importeras").format(
+                field=label, value=items[0][0], lines=text)
+            reasons += [(reason, seq) for _v, seq, _l in items]
+        self._mark_errors(reasons)
+
+    def _same_customer(self) -> None:
+        """Two rows that find the same customer (one by number, one by e-mail): both are *fel*."""
+        ids = sorted(self._mail_matched)
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for start in range(0, len(ids), 5000):
+            clause, params = self._in(ids[start:start + 5000])
+            for cid, seq, line in self._exec(f"SELECT cust_id, seq, line FROM {STAGE} WHERE cust_id {clause} "
+                                             f"AND cls IN ('same', 'update') ORDER BY seq", params).fetchall():
+                groups.setdefault(cid, []).append((seq, line))
+        reasons: list[tuple[str, int]] = []
+        for items in groups.values():
+            if len(items) < 2:
+                continue
+            lines = ", ".join(str(line) for _s, line in items[:10])
+            reason = _("Flera rader i indata gäller samma kund (rad {lines}); ingen av dem importeras").format(
+                lines=lines)
+            reasons += [(reason, seq) for seq, _l in items]
+        self._mark_errors(reasons)
+
+    def _number_new(self) -> None:
+        """Rows that match no customer: the customer numbers they will get (a typed one, or the next
+        of the series). Their full values, keys and history are made by the commit."""
+        late = self._late_errors
+        pending = [(seq, number) for seq, number in self._new_rows if seq not in late]
+        self._new_rows = []
+        numbers = iter(self._peek_numbers(sum(1 for _s, n in pending if not n)))
+        rows = [(seq, number, 0) if number else (seq, next(numbers), 1) for seq, number in pending]
+        self._insert(NEW_T, ("seq", "number", "assigned"), rows)
+        if rows:
+            if self.sqlite:
+                self._exec(f"UPDATE {STAGE} SET cls = 'new', f_number = (SELECT n.number FROM {NEW_T} n "
+                           f"WHERE n.seq = {STAGE}.seq) WHERE seq IN (SELECT seq FROM {NEW_T})")
+            else:
+                self._exec(f"UPDATE {STAGE} s SET cls = 'new', f_number = n.number FROM {NEW_T} n WHERE n.seq = s.seq")
+
+    def _new_values(self, number: str, payload: str) -> dict[str, str]:
+        """A new customer's full values: the given ones and the defaults (Kundtyp from the names
+        given, Land SE, Kundnamn as Förnamn Efternamn)."""
+        given = self._given(payload)
+        values = {n: (given.get(n) or "") for n in FIELD_NAMES}
+        values["number"] = number
+        if not values["kind"]:
+            # Förnamn/Efternamn without a type: a private person, as in the seeds' paste.
+            values["kind"] = KIND_PERSON if values["first_name"] or values["last_name"] else KIND_COMPANY
+        values["country"] = values["country"] or "SE"
+        if values["kind"] == KIND_PERSON and len(values["org_number"]) == 11 and not given.get("kind"):
+            # Checked as a Företag's when read; a 12-digit form is the same either way.
+            try:
+                values["org_number"] = check_org_number(values["org_number"], KIND_PERSON)
+            except FieldError:
+                pass  # valid as an organisation number (how it was checked): kept as it is
+        if not values["name"]:
+            values["name"] = " ".join(p for p in (values["first_name"], values["last_name"]) if p)
+        return values
+
+    def _peek_numbers(self, count: int) -> list[str]:
+        """The next ``count`` numbers of the series, past every number typed in the input and
+        skipping any a customer has (or had)."""
+        if count == 0:
+            return []
+        nxt = self._next_number
+        typed = self._typed_high
+        if typed:
+            nxt = max(nxt, max(typed) + 1)
+        out: list[str] = []
+        while len(out) < count:
+            want = count - len(out)
+            candidates = [str(n) for n in range(nxt, nxt + want) if n not in typed]
+            taken: set[str] = set()
+            for start in range(0, len(candidates), 500):
+                part = candidates[start:start + 500]
+                marks = ", ".join("?" * len(part))
+                taken.update(r[0] for r in self._exec(f"SELECT number FROM customer WHERE number IN ({marks})",
+                                                      part).fetchall())
+            out.extend(c for c in candidates if c not in taken)
+            nxt += want
+        return out[:count]
+
+    def _count_classes(self) -> dict[str, int]:
         counts = dict.fromkeys(CLASSES, 0)
-        for cls, n in conn.execute(sa.select(s.cls, sa.func.count()).group_by(s.cls)):
-            counts[cls or ERROR] = n
+        for cls, n in self._exec(f"SELECT cls, count(*) FROM {STAGE} GROUP BY cls").fetchall():
+            counts[cls or ERROR] += n
         return counts
 
     # ------------------------------------------------------------------ preview
@@ -549,118 +986,159 @@ class ImportPlan:
             return sum(self.counts.values())
         return self.counts.get(cls, 0)
 
+    def _row_dict(self, row: Sequence[Any]) -> dict[str, Any]:
+        seq, line, cls, reason, warning, f_number, payload, cust_id, changes = row[:9]
+        stored = row[9:]
+        given = self._given(payload)
+        out: dict[str, Any] = {"seq": seq, "line": line, "cls": cls or ERROR, "reason": reason,
+                               "warning": warning, "cust_id": cust_id, "changes": changes}
+        for n in FIELD_NAMES:
+            out[f"f_{n}"] = given.get(n)
+        out["f_number"] = f_number
+        for n, value in zip(FIELD_NAMES, stored, strict=True):
+            out[f"o_{n}"] = value
+        return out
+
     def preview(self, cls: str | None = None, offset: int = 0, limit: int = 200) -> list[dict[str, Any]]:
         """Rows of the preview: the staged values and, for matched rows, the stored ones."""
-        s = self.stage.c
-        stmt = (sa.select(self.stage, *(getattr(C, n).label(f"o_{n}") for n in FIELD_NAMES))
-                .select_from(self.stage.outerjoin(customer_table, C.id == s.cust_id)))
+        stored = ", ".join(f"c.{n}" for n in FIELD_NAMES)
+        sql = (f"SELECT s.seq, s.line, s.cls, s.reason, s.warning, s.f_number, s.payload, s.cust_id, u.changes, "
+               f"{stored} FROM {STAGE} s LEFT JOIN customer c ON c.id = s.cust_id "
+               f"LEFT JOIN {UPD_T} u ON u.seq = s.seq AND s.cls = 'update'")
+        params: list[Any] = []
         if cls:
-            stmt = stmt.where(s.cls == cls)
-        stmt = stmt.order_by(s.seq).offset(offset).limit(limit)
+            sql += " WHERE s.cls = ?"
+            params.append(cls)
+        sql += " ORDER BY s.seq LIMIT ? OFFSET ?"
+        params += [limit, offset]
         with self.lock:
             conn = self._connect()
             with conn.begin():
-                return [dict(r) for r in conn.execute(stmt).mappings()]
+                if cls and not self._cls_index:
+                    self._exec(f"CREATE INDEX IF NOT EXISTS kr_stage_cls ON {STAGE} (cls, seq)")
+                    self._cls_index = True
+                rows = self._exec(sql, params).fetchall()
+        return [self._row_dict(r) for r in rows]
 
     def rows(self, only_errors: bool = False) -> Iterator[RowResult]:
-        """Every row's outcome, in input order (for the JSON report and the receipt)."""
-        s = self.stage.c
-        with self.lock:
-            conn = self._connect()
-            with conn.begin():
-                result = conn.execute(
-                    sa.select(s.seq, s.line, s.cls, sa.func.coalesce(s.f_number, C.number).label("number"),
-                              s.reason, s.warning)
-                    .select_from(self.stage.outerjoin(customer_table, C.id == s.cust_id))
-                    .where(s.cls == ERROR if only_errors else sa.true()).order_by(s.seq))
-                rows = result.all()
-        for r in rows:
-            yield RowResult(r.seq, r.line, r.cls or ERROR, r.number or "", r.reason or "", r.warning or "")
+        """Every row's outcome, in input order (for the JSON report and the receipt), a page at a time."""
+        last = 0
+        while True:
+            with self.lock:
+                conn = self._connect()
+                with conn.begin():
+                    page = self._exec(
+                        f"SELECT s.seq, s.line, s.cls, COALESCE(c.number, s.f_number), s.reason, s.warning "
+                        f"FROM {STAGE} s LEFT JOIN customer c ON c.id = s.cust_id WHERE s.seq > ? "
+                        + ("AND s.cls = 'error' " if only_errors else "") + "ORDER BY s.seq LIMIT 10000",
+                        [last]).fetchall()
+            if not page:
+                return
+            for seq, line, cls, number, reason, warning in page:
+                yield RowResult(seq, line, cls or ERROR, number or "", reason or "", warning or "")
+            last = page[-1][0]
 
     # ------------------------------------------------------------------ commit
     def commit(self, progress: Callable[[str], None] | None = None) -> Receipt:
         """Write every new and changed row in one transaction; refuse if the register changed."""
         if self.committed is not None:
             raise ImportError_(_("Importen är redan genomförd."))
-        with self.lock:
+        with self.lock, _no_gc():
             conn = self._connect()
             ts = now()
+            if self.sqlite:
+                # The commit is durable once in the write-ahead log; copying the pages back into the
+                # database file (a checkpoint: random writes all over a big register) runs right
+                # after, on a connection of its own, instead of inside this call.
+                dbapi = self._dbapi()
+                autocheckpoint = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+                dbapi.execute("PRAGMA wal_autocheckpoint=0")
             conn.execution_options(kundreg_write=True)
             try:
                 with conn.begin():
+                    if not self.sqlite:
+                        # Writers wait until this import is in (readers do not).
+                        conn.exec_driver_sql("LOCK TABLE customer IN SHARE ROW EXCLUSIVE MODE")
                     if register_fingerprint(conn) != self.fingerprint:
-                        raise StalePlan(_(
-                            "Kundregistret har ändrats sedan förhandsgranskningen gjordes. "
-                            "Gör en ny förhandsgranskning innan du importerar."))
+                        raise StalePlan(_(_STALE))
                     receipt = self._write(conn, ts, progress)
+            except sa.exc.IntegrityError as exc:
+                raise StalePlan(_(_STALE)) from exc
             finally:
                 conn.execution_options(kundreg_write=False)
+                if self.sqlite:
+                    dbapi.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         self.committed = receipt
+        self._checkpoint_soon()
         return receipt
 
+    def _checkpoint_soon(self) -> None:
+        if not self.sqlite:
+            return
+        engine = self.engine
+
+        def run() -> None:
+            try:
+                raw = engine.raw_connection()  # outside any transaction (the driver autocommits)
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+                finally:
+                    raw.close()
+            except Exception:  # the next writer checkpoints instead
+                pass
+
+        self._checkpoint = threading.Thread(target=run, name="kundreg-checkpoint", daemon=True)
+        self._checkpoint.start()
+
+    def wait_checkpoint(self) -> None:
+        """Wait for the checkpoint after a commit (``close`` does)."""
+        if self._checkpoint is not None:
+            self._checkpoint.join()
+            self._checkpoint = None
+
     def _write(self, conn: Connection, ts: datetime, progress: Callable[[str], None] | None) -> Receipt:
-        s = self.stage.c
-        st = self.stage
         counts = dict(self.counts)
         batch_id = conn.execute(sa.insert(batch_table).values(
             kind="import", at=ts, actor=self.actor, source=self.options.label or self.options.source,
             summary=json.dumps({"counts": counts}, ensure_ascii=False)).returning(batch_table.c.id)).scalar_one()
+        stamp = {"ts": ts}
+        ts_type = customer_table.c.created_at.type
         if progress:
             progress("new")
-        # New customers: one INSERT … SELECT from the staging table.
-        insert_cols = [*FIELD_NAMES, *DERIVED, "version", "created_at", "updated_at"]
-        select_cols: list[Any] = [getattr(s, f"f_{n}") for n in FIELD_NAMES]
-        select_cols += [getattr(s, f"d_{d}") for d in DERIVED]
-        select_cols += [sa.literal(1), sa.literal(ts, customer_table.c.created_at.type),
-                        sa.literal(ts, customer_table.c.updated_at.type)]
-        conn.execute(customer_table.insert().from_select(
-            insert_cols, sa.select(*select_cols).where(s.cls == NEW).order_by(s.seq)))
-        # Point the staged new rows at the ids they got.
-        conn.execute(st.update().where(s.cls == NEW).values(
-            cust_id=sa.select(C.id).where(C.number == s.f_number).scalar_subquery()))
+        # New customers: their full values, keys and history made here, then one INSERT … SELECT.
+        self._materialise_new()
+        cols = ", ".join((*FIELD_NAMES, *DERIVED))
+        src = ", ".join((*FIELD_NAMES, *(f"d_{d}" for d in DERIVED)))
+        conn.execute(sa.text(f"INSERT INTO customer ({cols}, version, created_at, updated_at) "
+                             f"SELECT {src}, 1, :ts, :ts FROM {ROW_T} ORDER BY seq")
+                     .bindparams(sa.bindparam("ts", type_=ts_type)), stamp)
+        conn.exec_driver_sql(f"UPDATE {ROW_T} SET cust_id = (SELECT c.id FROM customer c WHERE c.number = {ROW_T}.number)")
         if progress:
             progress("update")
-        # Changed customers: one UPDATE … FROM the staging table, only the given fields.
-        values: dict[str, Any] = {}
-        for n in FIELD_NAMES:
-            if n in self.fields and n != "number":
-                col = getattr(s, f"f_{n}")
-                if n == "name":
-                    values[n] = sa.case((sa.func.coalesce(col, "") == "", C.name), else_=col)
-                elif n == "email":
-                    values[n] = sa.case((col.is_(None), C.email),
-                                        (sa.func.lower(col) == sa.func.lower(C.email), C.email), else_=col)
-                else:
-                    values[n] = sa.func.coalesce(col, getattr(C, n))
-        for d in DERIVED:
-            values[d] = getattr(s, f"d_{d}")
-        values["version"] = C.version + 1
-        values["updated_at"] = ts
-        result = conn.execute(customer_table.update().where(
-            C.id == s.cust_id, s.cls == UPDATE, C.version == s.old_version).values(**values))
-        if result.rowcount != counts.get(UPDATE, 0):
-            raise StalePlan(_("Kundregistret har ändrats sedan förhandsgranskningen gjordes. "
-                              "Gör en ny förhandsgranskning innan du importerar."))
-        # org_number / postal_code may have been normalised against the stored kind / country.
-        fix = [(n, f"f_{n}") for n in ("org_number", "postal_code") if n in self.fields]
-        if fix:
-            rows = conn.execute(sa.select(s.cust_id, s.changes).where(s.cls == UPDATE)).all()
-            upd: list[dict[str, Any]] = []
-            for r in rows:
-                ch = json.loads(r.changes)
-                patch = {n: ch[n][1] for n, _f in fix if n in ch}
-                if patch:
-                    upd.append({"k_id": r.cust_id, **{n: patch.get(n) for n, _f in fix}})
-            if upd:
-                stmt = customer_table.update().where(C.id == sa.bindparam("k_id")).values(
-                    **{n: sa.func.coalesce(sa.bindparam(n), getattr(C, n)) for n, _f in fix})
-                conn.execute(stmt, upd)
+        # Changed customers: one UPDATE per set of changed fields, only those columns and their keys.
+        expected = counts.get(UPDATE, 0)
+        done = 0
+        colsets = self._materialise_updates()
+        for colset in colsets:
+            changed = [n for n in FIELD_NAMES if colset & _FIELD_BIT[n]]
+            derived = sorted({d for n in changed for d in _DERIVED_BY.get(n, ())})
+            targets = [*changed, *derived]
+            sources = [*changed, *(f"d_{d}" for d in derived)]
+            # The version check also catches a customer deleted since the preview (a deletion bumps it).
+            sql = (f"UPDATE customer SET {', '.join(f'{t} = u.{s}' for t, s in zip(targets, sources, strict=True))}, "
+                   f"version = customer.version + 1, updated_at = :ts FROM {UROW_T} u WHERE u.cust_id = customer.id "
+                   f"AND u.colset = :colset AND customer.version = u.old_version")
+            result = conn.execute(sa.text(sql).bindparams(sa.bindparam("ts", type_=ts_type)),
+                                  {"ts": ts, "colset": colset})
+            done += result.rowcount
+        if done != expected:
+            raise StalePlan(_(_STALE))
         # The series moves past every number used.
-        top = conn.execute(sa.select(s.f_number).where(s.cls == NEW)).scalars().all()
-        numeric = [int(n) for n in top if n.isdigit() and len(n) < 19]
-        if numeric:
+        top = max((v for v in (_number_int(n) for (n,) in conn.exec_driver_sql(
+            f"SELECT number FROM {ROW_T}").fetchall()) if v is not None), default=None)
+        if top is not None:
             current = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == NEXT_NUMBER_KEY)).scalar()
-            nxt = max(int(current) if current else FIRST_NUMBER, max(numeric) + 1)
+            nxt = max(int(current) if current else FIRST_NUMBER, top + 1)
             if current is None:
                 conn.execute(sa.insert(meta_table).values(key=NEXT_NUMBER_KEY, value=str(nxt)))
             else:
@@ -668,29 +1146,81 @@ class ImportPlan:
         if progress:
             progress("log")
         # History: every created and changed customer, with every previous value.
-        conn.execute(change_table.insert().from_select(
-            ["at", "actor", "source", "batch_id", "customer_id", "action", "changes"],
-            sa.select(sa.literal(ts, change_table.c.at.type), sa.literal(self.actor), sa.literal(self.options.source),
-                      sa.literal(batch_id), s.cust_id,
-                      sa.case((s.cls == NEW, "create"), else_="update"), s.changes)
-            .where(s.cls.in_([NEW, UPDATE])).order_by(s.seq)))
+        conn.execute(sa.text(
+            f"INSERT INTO change (at, actor, source, batch_id, customer_id, action, changes) "
+            f"SELECT :ts, :actor, :source, :batch, cust_id, action, changes FROM ("
+            f"SELECT seq, cust_id, 'create' AS action, changes FROM {ROW_T} UNION ALL "
+            f"SELECT seq, cust_id, 'update' AS action, changes FROM {UPD_T}) x ORDER BY seq")
+            .bindparams(sa.bindparam("ts", type_=change_table.c.at.type)),
+            {"ts": ts, "actor": self.actor, "source": self.options.source, "batch": batch_id})
         receipt = Receipt(batch_id, counts, at=ts, label=self.options.label)
-        for r in conn.execute(sa.select(s.line, s.cls, s.f_number, s.reason).where(
-                s.cls.in_([NEW, UPDATE, ERROR])).order_by(s.seq)):
-            if r.cls == NEW:
-                receipt.created.append((r.line, r.f_number))
-            elif r.cls == UPDATE:
-                receipt.updated.append((r.line, r.f_number or ""))
-            else:
-                receipt.errors.append((r.line, r.reason or ""))
-        if receipt.updated:  # numbers of customers matched by e-mail only
-            nums = dict(conn.execute(sa.select(s.seq, C.number).select_from(
-                self.stage.join(customer_table, C.id == s.cust_id)).where(s.cls == UPDATE)).all())
-            lines = [r for r in conn.execute(sa.select(s.seq, s.line).where(s.cls == UPDATE).order_by(s.seq))]
-            receipt.updated = [(line, nums.get(seq, "")) for seq, line in lines]
+        receipt.created = [(line, number) for line, number in conn.exec_driver_sql(
+            f"SELECT s.line, n.number FROM {NEW_T} n JOIN {STAGE} s ON s.seq = n.seq ORDER BY n.seq").fetchall()]
+        receipt.updated = [(line, number) for line, number in conn.exec_driver_sql(
+            f"SELECT s.line, c.number FROM {UPD_T} u JOIN {STAGE} s ON s.seq = u.seq JOIN customer c "
+            f"ON c.id = u.cust_id ORDER BY u.seq").fetchall()]
+        receipt.errors = [(line, reason or "") for line, reason in conn.exec_driver_sql(
+            f"SELECT line, reason FROM {STAGE} WHERE cls = 'error' ORDER BY seq").fetchall()]
         conn.execute(sa.update(batch_table).where(batch_table.c.id == batch_id).values(
             summary=json.dumps({"counts": counts, "label": self.options.label}, ensure_ascii=False)))
         return receipt
+
+    def _materialise_updates(self) -> list[int]:
+        """The changed customers' new values and keys in ``kr_updrow``; returns the sets of changed
+        fields (one UPDATE each)."""
+        self._exec(f"DROP TABLE IF EXISTS {UROW_T}")
+        big = "INTEGER" if self.sqlite else "BIGINT"
+        self._exec(f"CREATE TEMP TABLE {UROW_T} (cust_id {big} PRIMARY KEY, old_version INTEGER NOT NULL, "
+                   "colset INTEGER NOT NULL, " + ", ".join(f"{n} TEXT" for n in FIELD_NAMES) + ", "
+                   + ", ".join(f"d_{d} TEXT" for d in DERIVED) + ")")
+        key_fields = ("number", "name", "email", "org_number", "city")
+        cur = self._exec("SELECT u.cust_id, u.old_version, u.colset, u.changes, "
+                         + ", ".join(f"c.{n}" for n in key_fields)
+                         + f" FROM {UPD_T} u JOIN customer c ON c.id = u.cust_id ORDER BY u.cust_id")
+        keys = self._keys
+        colsets: set[int] = set()
+        while True:
+            batch = cur.fetchmany(5000)
+            if not batch:
+                break
+            rows: list[tuple[Any, ...]] = []
+            for cid, version, colset, changes_json, *stored in batch:
+                colsets.add(colset)
+                changes = json.loads(changes_json)
+                new = {n: (changes[n][1] if n in changes else None) for n in FIELD_NAMES}
+                derived: dict[str, str | None] = {}
+                if any(n in changes for n in _DERIVED_BY):
+                    values = dict(zip(key_fields, stored, strict=True))
+                    values.update({n: v for n, v in new.items() if v is not None})
+                    derived = keys.derived(values)
+                rows.append((cid, version, colset, *(new[n] for n in FIELD_NAMES),
+                             *(derived.get(d) for d in DERIVED)))
+            self._insert(UROW_T, ("cust_id", "old_version", "colset", *FIELD_NAMES, *(f"d_{d}" for d in DERIVED)),
+                         rows)
+        return sorted(colsets)
+
+    def _materialise_new(self) -> None:
+        """The new customers' rows (values, keys, history entry) in ``kr_newrow``, in input order."""
+        self._exec(f"DROP TABLE IF EXISTS {ROW_T}")
+        big = "INTEGER" if self.sqlite else "BIGINT"
+        self._exec(f"CREATE TEMP TABLE {ROW_T} (seq INTEGER PRIMARY KEY, cust_id {big}, changes TEXT NOT NULL, "
+                   + ", ".join(f"{n} TEXT" for n in FIELD_NAMES) + ", "
+                   + ", ".join(f"d_{d} TEXT" for d in DERIVED) + ")")
+        cur = self._exec(f"SELECT n.seq, n.number, s.payload FROM {NEW_T} n JOIN {STAGE} s ON s.seq = n.seq "
+                         f"ORDER BY n.seq")
+        keys = self._keys
+        encode = _JSON.encode
+        while True:
+            batch = cur.fetchmany(5000)
+            if not batch:
+                break
+            rows: list[tuple[Any, ...]] = []
+            for seq, number, payload in batch:
+                values = self._new_values(number, payload)
+                derived = keys.derived(values)
+                rows.append((seq, encode({k: ["", v] for k, v in values.items() if v}),
+                             *(values[n] for n in FIELD_NAMES), *(derived[d] for d in DERIVED)))
+            self._insert(ROW_T, ("seq", "changes", *FIELD_NAMES, *(f"d_{d}" for d in DERIVED)), rows)
 
 
 def undo_import(engine: Engine, batch_id: int, actor: str | None = None) -> int:
@@ -699,50 +1229,72 @@ def undo_import(engine: Engine, batch_id: int, actor: str | None = None) -> int:
     actor = actor or current_actor()
     ts = now()
     t = change_table.c
-    with write_tx(engine) as conn:
+    with _no_gc(), write_tx(engine) as conn:
         batch = conn.execute(sa.select(batch_table).where(batch_table.c.id == batch_id)).first()
         if batch is None or batch.kind != "import":
             raise ImportError_(_("Importen finns inte."))
         if batch.undone_at is not None:
             raise ImportError_(_("Importen är redan ångrad."))
-        entries = conn.execute(sa.select(t.id, t.customer_id, t.action, t.changes).where(
-            t.batch_id == batch_id).order_by(t.id)).all()
-        if not entries:
+        last = conn.execute(sa.select(sa.func.max(t.id)).where(t.batch_id == batch_id)).scalar()
+        if last is None:
             conn.execute(sa.update(batch_table).where(batch_table.c.id == batch_id).values(undone_at=ts))
             return 0
-        last = max(e.id for e in entries)
-        ids = [e.customer_id for e in entries]
-        later: list[int] = []
-        for start in range(0, len(ids), 500):
-            later += conn.execute(sa.select(t.customer_id).where(
-                t.customer_id.in_(ids[start:start + 500]), t.id > last).limit(1)).scalars().all()
-            if later:
-                break
-        if later:
-            number = conn.execute(sa.select(C.number).where(C.id == later[0])).scalar()
+        later_t = change_table.alias("later")
+        later = conn.execute(
+            sa.select(later_t.c.customer_id).select_from(change_table.join(
+                later_t, sa.and_(later_t.c.customer_id == t.customer_id, later_t.c.id > last)))
+            .where(t.batch_id == batch_id).limit(1)).scalar()
+        if later is not None:
+            number = conn.execute(sa.select(C.number).where(C.id == later)).scalar()
             raise ImportError_(_("Importen kan inte ångras: kund {n} har ändrats efter importen.").format(n=number))
-        created = [e.customer_id for e in entries if e.action == "create"]
-        for start in range(0, len(created), 500):
-            conn.execute(sa.update(customer_table).where(C.id.in_(created[start:start + 500])).values(
-                deleted_at=ts, version=C.version + 1, updated_at=ts))
-        restores: list[dict[str, Any]] = []
-        for e in entries:
-            if e.action != "update":
+        # Created customers leave the register (their numbers are never handed out again).
+        created = sa.select(t.customer_id).where(t.batch_id == batch_id, t.action == "create")
+        conn.execute(sa.update(customer_table).where(C.id.in_(created)).values(
+            deleted_at=ts, version=C.version + 1, updated_at=ts))
+        # Changed customers get every previous value back, and the keys that go with them.
+        keys = KeyCache()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        log: list[dict[str, Any]] = []
+        stmt = (sa.select(t.customer_id, t.action, t.changes, *(getattr(C, n) for n in FIELD_NAMES))
+                .select_from(change_table.join(customer_table, C.id == t.customer_id))
+                .where(t.batch_id == batch_id).order_by(t.id))
+        count = 0
+        for row in conn.execute(stmt):
+            count += 1
+            changes = json.loads(row.changes)
+            log.append({"at": ts, "actor": actor, "source": "undo", "batch_id": batch_id,
+                        "customer_id": row.customer_id, "action": "delete" if row.action == "create" else "update",
+                        "changes": json.dumps({n: [new, old] for n, (old, new) in changes.items()},
+                                              ensure_ascii=False)})
+            if row.action != "update":
                 continue
-            changes = json.loads(e.changes)
-            current = conn.execute(sa.select(*(getattr(C, n) for n in FIELD_NAMES)).where(C.id == e.customer_id)).one()
-            values = dict(zip(FIELD_NAMES, current, strict=True))
+            values = {n: getattr(row, n) for n in FIELD_NAMES}
             for n, (old, _new) in changes.items():
                 values[n] = old
-            restores.append({"k_id": e.customer_id, **values, **derived_columns(values)})
-        if restores:
-            stmt = customer_table.update().where(C.id == sa.bindparam("k_id")).values(
-                **{n: sa.bindparam(n) for n in (*FIELD_NAMES, *DERIVED)}, version=C.version + 1, updated_at=ts)
-            conn.execute(stmt, restores)
-        log = [{"at": ts, "actor": actor, "source": "undo", "batch_id": batch_id, "customer_id": e.customer_id,
-                "action": "delete" if e.action == "create" else "update",
-                "changes": json.dumps({n: [new, old] for n, (old, new) in json.loads(e.changes).items()},
-                                      ensure_ascii=False)} for e in entries]
-        conn.execute(sa.insert(change_table), log)
+            changed = tuple(n for n in FIELD_NAMES if n in changes)
+            derived_needed = sorted({d for n in changed for d in _DERIVED_BY.get(n, ())})
+            derived = keys.derived(values) if derived_needed else {}
+            groups.setdefault(changed, []).append(
+                {"k_id": row.customer_id, **{n: values[n] for n in changed}, **{d: derived[d] for d in derived_needed}})
+        try:
+            for changed, items in groups.items():
+                derived_needed = sorted({d for n in changed for d in _DERIVED_BY.get(n, ())})
+                stmt_u = customer_table.update().where(C.id == sa.bindparam("k_id")).values(
+                    **{n: sa.bindparam(n) for n in (*changed, *derived_needed)},
+                    version=C.version + 1, updated_at=ts)
+                for start in range(0, len(items), 20_000):
+                    conn.execute(stmt_u, items[start:start + 20_000])
+        except sa.exc.IntegrityError as exc:
+            raise ImportError_(_("Importen kan inte ångras: en e-postadress som importen ändrade används nu "
+                                 "av en annan kund.")) from exc
+        for start in range(0, len(log), 20_000):
+            conn.execute(sa.insert(change_table), log[start:start + 20_000])
         conn.execute(sa.update(batch_table).where(batch_table.c.id == batch_id).values(undone_at=ts))
-        return len(entries)
+        return count
+
+
+__all__ = [
+    "CLASSES", "ERROR", "NEW", "SAME", "UPDATE", "Cancelled", "ImportError_", "ImportOptions", "ImportPlan",
+    "Receipt", "RecordLike", "RowResult", "StalePlan", "register_fingerprint",
+    "row_validator", "undo_import",
+]
