@@ -75,7 +75,8 @@ def _record_json(record: Any) -> dict[str, Any]:
     return data
 
 
-@click.group(cls=_Main, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, invoke_without_command=True, help=_("kundreg — kundregister i terminalen."),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="KUNDREG_DB", help=_("SQLite-fil eller PostgreSQL-URL (standard: en fil i din datamapp)."))
 @click.option("--lang", type=click.Choice(["sv", "en"]), default=None, help=_("Språk: sv eller en."))
 @click.pass_context
@@ -92,7 +93,7 @@ def main(ctx: click.Context, db: str | None, lang: str | None) -> None:
         KundregApp(service, db_label=str(service.engine.url.render_as_string(hide_password=True))).run()
 
 
-@main.command("list")
+@main.command("list", help=_("Lista kunder."))
 @click.option("--search", "query", default="", help=_("Visa bara kunder som matchar sökningen."))
 @click.option("--json", "as_json", is_flag=True, help=_("Skriv en JSON-lista med alla fält."))
 @click.pass_context
@@ -113,7 +114,7 @@ def list_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
         out.write("\t".join(visible(v) for v in (record.number, record.name, record.city, record.email)) + "\n")
 
 
-@main.command("demo")
+@main.command("demo", help=_("Fyll registret med påhittade svenska kunder (för demo och mätning)."))
 @click.option("--count", default=1000, show_default=True, type=click.IntRange(1, 10_000_000))
 @click.option("--seed", default=1, show_default=True)
 @click.pass_context

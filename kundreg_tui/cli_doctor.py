@@ -13,7 +13,7 @@ import click
 from kundreg_tui.i18n import _
 
 
-@click.command("doctor")
+@click.command("doctor", help=_("Kontrollera registret: databasen, migreringar, behörigheter, WAL-filen och diskutrymmet."))
 @click.option("--full", is_flag=True, help=_("Kör PRAGMA integrity_check (grundligare, långsammare) i stället för quick_check."))
 @click.option("--checkpoint", is_flag=True,
               help=_("Töm WAL-filen först (PRAGMA wal_checkpoint(TRUNCATE)); det enda doctor ändrar."))

@@ -154,7 +154,7 @@ def _write_json(out: TextIO, head: dict[str, Any], rows: Any) -> None:
     out.write("\n  ]\n}\n" if not first else "]\n}\n")
 
 
-@click.command("import")
+@click.command("import", help=_("Importera kunder från en CSV-fil (eller - för standard in i klistra-in-formatet)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--encoding", help=_("Teckenkodning (standard: BOM, annars UTF-8, annars cp1252)."))
 @click.option("--delimiter", help=_("Avgränsare: ; , tab eller |  (standard: gissas från rubrikraden)."))

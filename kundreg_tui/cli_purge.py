@@ -26,7 +26,7 @@ def _numbers(numbers: list[str]) -> str:
     return text
 
 
-@click.command("purge")
+@click.command("purge", help=_("Radera kunder i papperskorgen för gott (personuppgifterna försvinner, kundnumret blir kvar)."))
 @click.option("--older-than", "days", type=click.IntRange(0), required=True, metavar=_("DAGAR"),
               help=_("Radera kunder som har legat i papperskorgen längre än så många dagar."))
 @click.option("--dry-run", is_flag=True, help=_("Visa vilka kunder som skulle raderas, men radera inget."))
