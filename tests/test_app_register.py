@@ -22,7 +22,7 @@ from kundreg_tui.screens.confirm import ConfirmScreen
 from kundreg_tui.screens.customer_form import CustomerForm
 from kundreg_tui.screens.delete import DeleteScreen
 from kundreg_tui.screens.help import HelpScreen
-from kundreg_tui.screens.register import RegisterScreen, position_of
+from kundreg_tui.screens.register import RegisterScreen
 from kundreg_tui.widgets.pagedtable import PagedTable
 
 SIZE = (100, 30)
@@ -325,15 +325,21 @@ def test_position_of_matches_the_page_order(service: RegisterService, column: st
     ids = fill(service)
     sort = Sort(column, descending)
     order = [r.id for r in service.page(query, sort, 0, 100)]
+    # The table's light rows come in the same order, with the shown fields.
+    rows = service.rows(query, sort, 0, 100)
+    assert [r[0] for r in rows] == order
+    assert [r[1:] for r in rows] == [(c.number, c.name, c.city, c.email, c.phone)
+                                     for c in service.page(query, sort, 0, 100)]
+    assert [r[0] for r in service.rows(query, sort, 2, 2)] == order[2:4]
     for index, customer_id in enumerate(order):
-        assert position_of(service, customer_id, query, sort) == index
+        assert service.position(customer_id, query, sort) == index
     # A deleted customer "is" where the next one now is.
     gone = ids["Åberg & Co"]
     if gone in order:
         at = order.index(gone)
         service.delete([gone])
-        assert position_of(service, gone, query, sort) == at
-    assert position_of(service, 10**9, query, sort) is None
+        assert service.position(gone, query, sort) == at
+    assert service.position(10**9, query, sort) is None
 
 
 # ---------------------------------------------------------------------- marks
@@ -555,7 +561,14 @@ async def test_after_saving_the_register_reloads_and_keeps_cursor_on_the_custome
         await start(pilot)
         await pilot.press("2")  # by name: Anna Berg first
         await idle(pilot)
-        assert cursor_name(app) == "Ärlig Handel HB"  # a new order keeps the cursor's customer
+        assert cursor_name(app) == "Anna Berg"  # from the top row, the new order from its top
+        await pilot.press("1")
+        await idle(pilot)
+        table_of(app).move_cursor(2)
+        chosen = cursor_name(app)
+        await pilot.press("2")
+        await idle(pilot)
+        assert cursor_name(app) == chosen != "Anna Berg"  # a chosen customer keeps the cursor
         table_of(app).move_cursor(0)
         assert cursor_name(app) == "Anna Berg"
         await pilot.press("enter")

@@ -39,6 +39,8 @@ SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
 }
 NEXT_NUMBER_KEY = "next_customer_number"
 FIRST_NUMBER = 1001
+#: The fields the register's table shows (``rows``).
+LIST_FIELDS = ("number", "name", "city", "email", "phone")
 RECORD_COLUMNS = [C.id, *(getattr(C, n) for n in FIELD_NAMES), C.version, C.created_at, C.updated_at]
 
 
@@ -105,6 +107,11 @@ def search_clause(query: str) -> sa.ColumnElement[bool]:
     return clause
 
 
+def _order(sort: Sort) -> list[sa.ColumnElement[Any]]:
+    col = SORT_COLUMNS.get(sort.column, C.number_key)
+    return [col.desc(), C.id.desc()] if sort.descending else [col.asc(), C.id.asc()]
+
+
 def _record(row: Any) -> CustomerRecord:
     m = row._mapping
     return CustomerRecord(
@@ -132,17 +139,59 @@ class RegisterService:
             return int(conn.execute(stmt).scalar_one())
 
     def page(self, query: str = "", sort: Sort = Sort(), offset: int = 0, limit: int = 100) -> list[CustomerRecord]:
-        col = SORT_COLUMNS.get(sort.column, C.number_key)
-        order = [col.desc(), C.id.desc()] if sort.descending else [col.asc(), C.id.asc()]
         stmt = (
             sa.select(*RECORD_COLUMNS)
             .where(search_clause(query))
-            .order_by(*order)
+            .order_by(*_order(sort))
             .offset(max(offset, 0))
             .limit(limit)
         )
         with read_conn(self.engine) as conn:
             return [_record(r) for r in conn.execute(stmt)]
+
+    def rows(self, query: str = "", sort: Sort = Sort(), offset: int = 0, limit: int = 100,
+             columns: Sequence[str] = LIST_FIELDS) -> list[tuple[Any, ...]]:
+        """A page of the list as plain tuples: the id, then ``columns`` (for the register's table;
+        no record objects, no type conversions: a page of 200 in a few milliseconds at 1M)."""
+        stmt = (
+            sa.select(C.id, *(getattr(C, n) for n in columns))
+            .where(search_clause(query))
+            .order_by(*_order(sort))
+            .offset(max(offset, 0))
+            .limit(limit)
+        )
+        with read_conn(self.engine) as conn:
+            return [tuple(r) for r in conn.execute(stmt)]
+
+    def position(self, customer_id: int, query: str = "", sort: Sort = Sort()) -> int | None:
+        """Where ``customer_id`` is (or, once deleted, would be) among the rows a search shows:
+        the number of shown customers before it in the order of :meth:`page` (sort key, then id).
+        ``None`` when the customer does not exist at all.
+
+        The comparison is one row value, ``(key, id) < (:key, :id)``, so the count reads the sort
+        index from its start to the customer, not the whole register.
+        """
+        col = SORT_COLUMNS.get(sort.column, C.number_key)
+        with read_conn(self.engine) as conn:
+            row = conn.execute(sa.select(col.label("k")).where(C.id == customer_id)).first()
+            if row is None:
+                return None
+            key = row.k
+            # NULL sorts first on SQLite and last on PostgreSQL (only e-mail can be NULL).
+            nulls_first = conn.dialect.name == "sqlite"
+            nulls_before = nulls_first != sort.descending
+            same_key_before = C.id > customer_id if sort.descending else C.id < customer_id
+            if key is None:
+                before: sa.ColumnElement[bool] = sa.and_(col.is_(None), same_key_before)
+                if not nulls_before:
+                    before = sa.or_(col.is_not(None), before)
+            else:
+                pair, mine = sa.tuple_(col, C.id), sa.tuple_(sa.literal(key), sa.literal(customer_id))
+                before = pair > mine if sort.descending else pair < mine
+                if nulls_before and isinstance(col, sa.Column) and col.nullable:
+                    before = sa.or_(col.is_(None), before)
+            stmt = sa.select(sa.func.count()).select_from(customer_table).where(search_clause(query), before)
+            return int(conn.execute(stmt).scalar_one())
 
     def ids(self, query: str = "") -> list[int]:
         """Every id the search shows (for "mark all shown")."""

@@ -11,11 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, model_validator
-from stdnum.eu import vat as eu_vat
-from stdnum.se import orgnr, personnummer
 
 from kundreg_tui.domain.fields import FIELD_BY_NAME, FIELD_NAMES, KIND_COMPANY, KIND_PERSON
 from kundreg_tui.domain.text import describe_char, forbidden_chars, normalise
@@ -41,7 +37,15 @@ _KIND_WORDS = {
 }
 _COUNTRY_WORDS = {"sverige": "SE", "sweden": "SE", "norge": "NO", "norway": "NO", "danmark": "DK",
                   "denmark": "DK", "finland": "FI", "suomi": "FI", "tyskland": "DE", "germany": "DE"}
-COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) | {"SE", "AQ", "BV", "GS", "HM", "PN", "TF", "UM"}
+# phonenumbers, email_validator and python-stdnum are imported when first needed: together they
+# are a tenth of a second of the register's start, and most starts validate nothing.
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS) | {"SE", "AQ", "BV", "GS", "HM", "PN", "TF", "UM"}
 
 
 _ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -85,6 +89,8 @@ def check_kind(value: str) -> str:
 
 def _personnummer_12(value: str) -> str:
     """A valid personnummer in its one stored form, ``YYYYMMDD-NNNN`` (century from the date)."""
+    from stdnum.se import personnummer
+
     number = str(personnummer.compact(value))  # YYMMDD-NNNN, YYMMDD+NNNN or YYYYMMDD-NNNN
     century = personnummer.get_birth_date(number).year // 100
     return f"{century}{number[-11:-5]}-{number[-4:]}"
@@ -94,6 +100,8 @@ def _personnummer_12(value: str) -> str:
 def check_org_number(value: str, kind: str) -> str:
     if not value:
         return value
+    from stdnum.se import orgnr, personnummer
+
     try:
         digits = re.sub(r"[\s\-+]", "", value)
         if (kind == KIND_PERSON or len(digits) == 12) and personnummer.is_valid(value):
@@ -111,6 +119,8 @@ def check_org_number(value: str, kind: str) -> str:
 def check_vat(value: str) -> str:
     if not value:
         return value
+    from stdnum.eu import vat as eu_vat
+
     try:
         return str(eu_vat.validate(value))
     except Exception:
@@ -122,6 +132,8 @@ def check_email(value: str) -> str:
         return value
     if _EMAIL_FAST.match(value):
         return value
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
@@ -137,6 +149,8 @@ def phone_warning(value: str, country: str = "SE") -> str | None:
     """A phone number is kept as typed; an implausible one only gives a warning."""
     if not value or _PHONE_FAST.match(value):
         return None
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(value, country or "SE")
         if phonenumbers.is_possible_number(parsed):
@@ -163,7 +177,7 @@ def check_country(value: str) -> str:
     if not value:
         return "SE"
     code = _COUNTRY_WORDS.get(value.casefold(), value.upper())
-    if code not in COUNTRY_CODES:
+    if code not in country_codes():
         raise FieldError("country", _("Land ska vara en landskod enligt ISO 3166, t.ex. SE"))
     return code
 

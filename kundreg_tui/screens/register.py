@@ -5,25 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
-from kundreg_tui.domain.database import read_conn
 from kundreg_tui.domain.models import CustomerRecord
-from kundreg_tui.domain.register import (
-    SORT_COLUMNS,
-    RegisterError,
-    RegisterService,
-    Sort,
-    customer_table,
-    search_clause,
-)
+from kundreg_tui.domain.register import LIST_FIELDS, RegisterError, RegisterService, Sort
 from kundreg_tui.i18n import _, ngettext
 from kundreg_tui.ui import Refused, SafeInput, tell, thousands
 from kundreg_tui.widgets.pagedtable import Column, PagedTable, Row
@@ -45,47 +35,13 @@ class RegisterSource:
         return self.service.count(self.query)
 
     def fetch(self, offset: int, limit: int) -> Sequence[Row]:
-        records = self.service.page(self.query, self.sort, offset, limit)
-        return [self.row(r) for r in records]
-
-    def row(self, r: CustomerRecord) -> Row:
-        return Row(
-            key=r.id,
-            cells={
-                "mark": MARK_ON if r.id in self.marked else MARK_OFF,
-                "number": r.number, "name": r.name, "city": r.city, "email": r.email, "phone": r.phone,
-            },
-        )
-
-
-def position_of(service: RegisterService, customer_id: int, query: str, sort: Sort) -> int | None:
-    """Where ``customer_id`` is (or, once deleted, would be) among the rows a search shows.
-
-    The number of shown customers that sort before it, in the order ``RegisterService.page``
-    uses (sort key, then id). ``None`` when the customer does not exist at all.
-    """
-    c = customer_table.c
-    col = SORT_COLUMNS.get(sort.column, c.number_key)
-    with read_conn(service.engine) as conn:
-        row = conn.execute(sa.select(col.label("k")).where(c.id == customer_id)).first()
-        if row is None:
-            return None
-        key = row.k
-        # NULL sorts first on SQLite and last on PostgreSQL (only e-mail can be NULL).
-        nulls_first = conn.dialect.name == "sqlite"
-        nulls_before = nulls_first != sort.descending
-        same_key_before = c.id > customer_id if sort.descending else c.id < customer_id
-        if key is None:
-            before: sa.ColumnElement[bool] = sa.and_(col.is_(None), same_key_before)
-            if not nulls_before:
-                before = sa.or_(col.is_not(None), before)
-        else:
-            beyond = col > key if sort.descending else col < key
-            before = sa.or_(beyond, sa.and_(col == key, same_key_before))
-            if nulls_before:
-                before = sa.or_(col.is_(None), before)
-        stmt = sa.select(sa.func.count()).select_from(customer_table).where(search_clause(query), before)
-        return int(conn.execute(stmt).scalar_one())
+        marked = self.marked
+        return [
+            Row(key=id_, cells={"mark": MARK_ON if id_ in marked else MARK_OFF, "number": number,
+                                "name": name, "city": city, "email": email, "phone": phone})
+            for id_, number, name, city, email, phone in self.service.rows(
+                self.query, self.sort, offset, limit, LIST_FIELDS)
+        ]
 
 
 class SearchInput(SafeInput):
@@ -161,7 +117,11 @@ class RegisterScreen(Screen[None]):
         self.extra_columns = False
         self.last_delete: int | None = None
         self._undo_focus: int | None = None
-        self._search_timer: Timer | None = None
+        # The search field's newest text, and whether a first page is being fetched: a keystroke
+        # runs its search at once when none is; typing on, only the newest text runs next.
+        self._wanted_query = ""
+        self._searching = False
+        self._bindings_state: tuple[bool, bool] | None = None
         self._cursor_target: int | None = None
         self._opening = False
         self._count_pending = False
@@ -186,7 +146,8 @@ class RegisterScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#empty-hint").display = False
         self.table.set_sort_indicator(self.sort.column, self.sort.descending)
-        self.reload(keep_position=False)
+        # The first page at once, the count after it (on a big register counting takes longer).
+        self._first_page(self.source(), None)
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -227,7 +188,7 @@ class RegisterScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="position")
     def _find_position(self, customer_id: int, query: str, sort: Sort) -> None:
         try:
-            index = position_of(self.service, customer_id, query, sort)
+            index = self.service.position(customer_id, query, sort)
         except Exception:  # only the cursor's place is lost
             return
         if index is not None:
@@ -247,7 +208,15 @@ class RegisterScreen(Screen[None]):
             target, self._cursor_target = self._cursor_target, None
             self.table.move_cursor(target)
         self._update_status()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """Refresh the footer only when what ``check_action`` answers can have changed: the
+        footer is rebuilt on every refresh, which costs a frame (tens of ms) per keystroke."""
+        state = (self.table.row_count == 0, bool(self.marked))  # esc (clear) is not in the footer
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     @on(PagedTable.SourceError)
     def _source_error(self, event: PagedTable.SourceError) -> None:
@@ -262,7 +231,8 @@ class RegisterScreen(Screen[None]):
              else _("{n} visas").format(n=thousands(shown))),
             ngettext("{n} markerad", "{n} markerade", len(self.marked)).format(n=thousands(len(self.marked))),
         ]
-        self.query_one("#status", Static).update(Content("  ·  ".join(parts)))
+        # One line of fixed height: no layout pass (a full repaint of the screen) for it.
+        self.query_one("#status", Static).update(Content("  ·  ".join(parts)), layout=False)
         hint = self.query_one("#empty-hint", Static)
         if self.total == 0 and not self.table.is_loading:
             hint.update(Content(_(
@@ -283,50 +253,78 @@ class RegisterScreen(Screen[None]):
 
     @on(SafeInput.Changed, "#search")
     def _search_changed(self, event: SafeInput.Changed) -> None:
-        if self._search_timer is not None:
-            self._search_timer.stop()
-        value = event.value
-        # Typing fast: only the last keystroke's query runs.
-        self._search_timer = self.set_timer(0.05, lambda: self._run_search(value))
+        self._wanted_query = event.value
+        if not self._searching:
+            self._run_search(event.value)
 
     def _run_search(self, value: str) -> None:
         if value == self.query_text:
             return
         self.query_text = value
         self._cursor_target = None
-        self._first_page(self.source())
-        self.refresh_bindings()
+        self._first_page(self.source(), None)
+        self._refresh_bindings_if_changed()
 
-    @work(thread=True, exclusive=True, group="search")
-    def _first_page(self, source: RegisterSource) -> None:
-        """A keystroke shows its first page at once; the exact count follows.
+    def _settled(self) -> None:
+        """A first page arrived (or failed): run the newest search text if it has not run."""
+        self._searching = False
+        if self._wanted_query != self.query_text:
+            self._run_search(self._wanted_query)
+
+    def _first_page(self, source: RegisterSource, count: int | None) -> None:
+        """Show ``source`` from its top: the first page, fetched in a worker, goes on screen at
+        once, then the exact count follows (unless ``count`` is known or the page is not full).
 
         The first page of a search is one indexed query that stops after a page of matches;
         counting every match may take longer on a big register, so it runs after the rows are
-        on screen. A search with fewer matches than a page has its count already.
+        on screen.
         """
-        size = self.table.page_size
-        rows = source.fetch(0, size)
-        self.app.call_from_thread(self._show_first_page, source, rows, len(rows) < size)
+        self._searching = True
+        self._fetch_first_page(source, count)
 
-    def _show_first_page(self, source: RegisterSource, rows: Sequence[Row], exact: bool) -> None:
+    @work(thread=True, exclusive=True, group="search")
+    def _fetch_first_page(self, source: RegisterSource, count: int | None) -> None:
+        size = self.table.page_size
+        try:
+            rows = source.fetch(0, size)
+        except Exception as error:  # told like any read error of the table
+            self.app.call_from_thread(self._first_page_failed, error)
+            return
+        self.app.call_from_thread(self._show_first_page, source, rows, count)
+
+    def _first_page_failed(self, error: Exception) -> None:
+        self._settled()
+        tell(self.app, _("Kunde inte läsa registret: {e}").format(e=error), severity="error")
+
+    def _show_first_page(self, source: RegisterSource, rows: Sequence[Row], count: int | None) -> None:
         if source.query != self.query_text or source.sort != self.sort:
+            self._settled()
             return  # typed on: a newer keystroke's rows are coming
+        exact = count is not None or len(rows) < self.table.page_size
         self._count_pending = not exact
-        self.table.set_source(source, row_count=len(rows), first_rows=rows)
+        self.table.set_source(source, row_count=count if count is not None else len(rows), first_rows=rows)
+        if exact and not source.query.strip():
+            self.total = count if count is not None else len(rows)
         if not exact:
             self._count_search(source)
+        self._settled()
 
     @work(thread=True, exclusive=True, group="search-count")
     def _count_search(self, source: RegisterSource) -> None:
-        count = source.row_count()
+        try:
+            count = source.row_count()
+        except Exception as error:
+            self.app.call_from_thread(self._first_page_failed, error)
+            return
         self.app.call_from_thread(self._show_count, source, count)
 
     def _show_count(self, source: RegisterSource, count: int) -> None:
         if source.query != self.query_text or source.sort != self.sort or self.table.source is not source:
             return
         self._count_pending = False
-        self.table.set_source(source, row_count=count, keep_position=True)
+        if not source.query.strip():
+            self.total = count
+        self.table.set_row_count(count)
 
     @on(SafeInput.Submitted, "#search")
     def _search_done(self) -> None:
@@ -339,6 +337,7 @@ class RegisterScreen(Screen[None]):
 
     def action_clear_search(self) -> None:
         if self.query_text or self.search_input.value:
+            self._wanted_query = ""
             self.search_input.value = ""
             self._run_search("")
 
@@ -349,14 +348,17 @@ class RegisterScreen(Screen[None]):
         if column in ("email", "phone") and not self.extra_columns:
             self.action_toggle_columns()
         descending = not self.sort.descending if self.sort.column == column else False
-        focus = self._cursor_key()
+        # The cursor stays on the customer it was moved to; from the top row it stays on top.
+        focus = self._cursor_key() if self.table.cursor_row > 0 else None
         self.sort = Sort(column, descending)
         self.table.set_sort_indicator(column, descending)
         # The same customers in another order: the count is known, only rows are fetched.
         self._cursor_target = None
         count = None if self._count_pending or self.table.is_loading else self.table.row_count
-        self.table.set_source(self.source(), row_count=count, keep_position=False)
-        if focus is not None:
+        if focus is None:
+            self._first_page(self.source(), count)  # the new order's top, in one step
+        else:
+            self.table.set_source(self.source(), row_count=count, keep_position=False)
             self._find_position(focus, self.query_text, self.sort)
 
     @on(PagedTable.HeaderClicked)
@@ -401,7 +403,7 @@ class RegisterScreen(Screen[None]):
             self.marked |= ids
         self.table.invalidate()
         self._update_status()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     # ------------------------------------------------------------------ edit
     def action_new(self) -> None:

@@ -432,6 +432,32 @@ class PagedTable(ScrollView, can_focus=True):
         if self.is_mounted:
             self._start_pending_load()
 
+    def set_row_count(self, row_count: int) -> None:
+        """The current source's rows were counted again (e.g. a search's exact count, arriving
+        after its first page): rows already fetched stay on screen, only the length changes.
+        ``Reloaded`` is posted."""
+        if self._loading or self._pending_load is not None:
+            return  # a new source is on its way and brings its own count
+        self._row_count = max(0, row_count)
+        size = self._page_size
+        for page_index in list(self._pages.keys()):
+            page = self._pages.get(page_index)
+            if page is None:
+                continue
+            expected = min(size, self._row_count - page_index * size)
+            if expected <= 0:
+                self._pages.discard(page_index)
+                continue
+            del page.rows[expected:]
+            page.complete = len(page.rows) >= expected
+        self._strips.clear()
+        self._update_virtual_size()
+        if self.cursor_row >= self._row_count:
+            self.cursor_row = max(0, self._row_count - 1)
+        self.refresh()
+        self.post_message(self.Reloaded(self, self._row_count))
+        self._schedule_fetch()
+
     def set_data(self, row_count: int, first_rows: Sequence[Row], source: TableSource) -> None:
         """Hand over a count and first rows already fetched elsewhere (synchronous)."""
         self.set_source(source, row_count=row_count, first_rows=first_rows)
