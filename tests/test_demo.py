@@ -146,3 +146,26 @@ def test_factory_values_validate() -> None:
         result = validate_customer(values)
         assert result.errors == {} and result.warnings == {}, (values, result.errors, result.warnings)
         assert result.values == values
+
+
+def test_chunks_made_from_the_first_are_customers_too(sqlite_engine: sa.Engine) -> None:
+    """On SQLite the chunks after the first are made from it (names, addresses and phones of
+    different base rows, each customer with its own number and e-mail): same rules, varied."""
+    service = RegisterService(sqlite_engine)
+    service.create({"name": "Första Kunden AB", "email": "forsta@exempel.se"})
+    count = 2500
+    assert fill_demo(sqlite_engine, count, chunk=700) == count
+    rows = all_rows(sqlite_engine)[1:]
+    assert [r["number"] for r in rows] == [str(n) for n in range(1002, 1002 + count)]
+    assert service.next_number() == str(1002 + count)
+    filled = (service, rows)
+    test_rows_validate_cleanly(filled)
+    test_stored_keys_equal_derived_columns(filled)
+    test_emails_unique(filled)
+    # Not the first chunk again: each later customer combines other rows of it.
+    def person(r: dict[str, Any]) -> tuple[str, str, str]:
+        return (r["name"], r["address"], r["phone"])
+
+    repeats = sum(person(a) == person(b) for a, b in zip(rows[:700], rows[700:1400], strict=True))
+    assert repeats < 10
+    assert len({person(r) for r in rows}) > 0.95 * count
