@@ -430,24 +430,24 @@ def _cells(strip: Strip, spans: list[tuple[int, int]]) -> list[str]:
 
 
 async def test_a_slow_source_does_not_block_the_interface() -> None:
-    source = SyntheticSource(delay=0.3, count_delay=0.3)
+    """Keys are handled while the source counts and fetches (no timing: the source is far slower
+    than a key, however busy the machine is; the benchmark measures speed)."""
+    source = SyntheticSource(delay=3.0, count_delay=3.0)
     app = TableApp(PagedTable(COLUMNS, source))
     async with app.run_test(size=SIZE) as pilot:
         table = app.table
         await pilot.pause()
         assert table.is_loading
-        started = time.monotonic()
-        await pilot.press("down")  # handled while the count is still running
-        assert time.monotonic() - started < 0.25
-        await wait_for(pilot, lambda: bool(app.of_type(PagedTable.Reloaded)))
+        await pilot.press("down")
+        assert table.is_loading  # handled while the count is still running
+        await wait_for(pilot, lambda: bool(app.of_type(PagedTable.Reloaded)), timeout=30)
         assert loaded(table)
 
-        started = time.monotonic()
         await pilot.press("end")
-        assert time.monotonic() - started < 0.25
+        assert table.cursor_row == MILLION - 1  # moved at once, the page still on its way
         # Placeholders while the page is on its way.
         assert row_line(table, MILLION - 1).strip() == "…"
-        await wait_for(pilot, lambda: table.current_row() is not None)
+        await wait_for(pilot, lambda: table.current_row() is not None, timeout=30)
         assert "Kund 1000000" in row_line(table, MILLION - 1)
 
 

@@ -108,16 +108,28 @@ def _pool_rows(factory: DemoFactory) -> dict[str, list[tuple[Any, ...]]]:
         return fold(v).replace(" ", "").replace("'", "")
 
     rng = random.Random(11)
+    # Both keys are made character by character, so a name's key is its words' keys joined by a
+    # space: each word is keyed once (the tests hold every stored key to derived_columns).
+    words = {w for pool in (factory.first, factory.last, factory.company_words, factory.suffixes)
+             for part in pool for w in part.split(" ")}
+    sk = {w: swedish_key(w) for w in words}
+    fo = {w: fold(w) for w in words}
+    ml = {w: mail(w) for w in (*factory.first, *factory.last)}
+
+    def keys(name: str) -> tuple[str, str]:
+        parts = name.split(" ")
+        return " ".join(sk[w] for w in parts), " ".join(fo[w] for w in parts)
+
     people = []
     for i in range(50_000):
         first, last = rng.choice(factory.first), rng.choice(factory.last)
         name = f"{first} {last}"
-        people.append((i, name, swedish_key(name), fold(name), f"{mail(first)}.{mail(last)}.", first, last))
+        people.append((i, name, *keys(name), f"{ml[first]}.{ml[last]}.", first, last))
     companies = []
     for i in range(20_000):
         name = f"{rng.choice(factory.company_words)} {rng.choice(factory.suffixes)}"
         ref = f"{rng.choice(factory.first)} {rng.choice(factory.last)}"
-        companies.append((i, name, swedish_key(name), fold(name), ref, "", ""))
+        companies.append((i, name, *keys(name), ref, "", ""))
     cities = [(i, v, swedish_key(v), "", "", "", "") for i, v in enumerate(factory.cities)]
     addresses = [(i, f"{rng.choice(factory.streets)} {rng.randint(1, 120)}", "", "", "", "", "")
                  for i in range(20_000)]
