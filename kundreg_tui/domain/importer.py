@@ -867,6 +867,8 @@ class ImportPlan:
     def _candidate_rows(self, column: str) -> list[int]:
         """Rows whose key's hash another row shares (every duplicate key, and the odd collision)."""
         hashes, rows = self._marks[column]
+        if len(set(hashes)) == len(hashes):
+            return []  # the usual case, every key once: no sort of a million hashes
         ordered = sorted(hashes)
         if not any(map(operator.eq, ordered, itertools.islice(ordered, 1, None))):
             return []
