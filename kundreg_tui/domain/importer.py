@@ -679,8 +679,9 @@ class ImportPlan:
             else:
                 mail_hit = get_email(key) if key is not None else None
                 if num_hit is not None and num_hit[2] != "1":
-                    cls, reason = ERROR, (_("Kundnummer ") + (number or "")
-                                          + _(" har tillhört en raderad kund och kan inte användas igen"))
+                    cls, reason = ERROR, _(
+                        "Kundnummer {number} har tillhört en raderad kund och kan inte användas igen"
+                    ).format(number=number or "")
                 elif num_hit is not None and mail_hit is not None and num_hit[1] != mail_hit[1]:
                     cls, reason = ERROR, _("Kundnummer och e-post hör till två olika kunder; inget slås ihop")
                 elif num_hit is not None:
@@ -691,8 +692,9 @@ class ImportPlan:
                         cls, reason = decide(updates, seq, cust_id, version, payload, num_hit[5],
                                              num_hit[6] if extra else None)
                 elif number is not None and mail_hit is not None:
-                    cls, reason = ERROR, (_("E-postadressen ") + (key or "")
-                                          + _(" används redan av en annan kund med annat kundnummer"))
+                    cls, reason = ERROR, _(
+                        "E-postadressen {email} används redan av en annan kund med annat kundnummer"
+                    ).format(email=key or "")
                 elif mail_hit is not None:
                     cust_id, version = mail_hit[1], mail_hit[2]
                     mail_matched.add(int(cust_id))
