@@ -205,3 +205,27 @@ def test_set_language_without_argument_follows_lang(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LANG", "sv_SE.UTF-8")
     assert i18n.set_language(None) == "sv"
     assert i18n._("Ny kund") == "Ny kund"
+
+
+def test_one_key_answers_follow_the_language() -> None:
+    """In English a question answers to the first letter of its English answers (y, n, o, c…);
+    the Swedish keys keep working, and a letter two answers share is never used."""
+    from kundreg_tui.screens.confirm import answer_keys
+
+    before = i18n.current_language()
+    try:
+        i18n.set_language("sv")
+        assert answer_keys([("j", i18n._("Ja, importera"), "yes"), ("n", i18n._("Nej"), "no")]) == [("j",), ("n",)]
+        i18n.set_language("en")
+        assert answer_keys([("j", i18n._("Ja, importera"), "yes"), ("n", i18n._("Nej"), "no")]) == [
+            ("y", "j"), ("n",)]
+        assert answer_keys([("j", i18n._("Skriv över"), "overwrite"), ("n", i18n._("Avbryt"), "cancel")]) == [
+            ("o", "j"), ("c", "n")]
+        keys = answer_keys([("s", i18n._("Spara och lämna"), "save"),
+                            ("l", i18n._("Lämna utan att spara"), "discard"),
+                            ("a", i18n._("Fortsätt redigera"), "stay")])
+        assert keys == [("s",), ("l",), ("k", "a")]
+        shown = [k[0] for k in keys]
+        assert len(set(shown)) == len(shown)
+    finally:
+        i18n.set_language(before)

@@ -10,8 +10,25 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from kundreg_tui.i18n import _
+from kundreg_tui.i18n import _, current_language
 from kundreg_tui.ui import plain
+
+
+def answer_keys(choices: list[tuple[str, str, str]]) -> list[tuple[str, ...]]:
+    """The keys that give each answer. The given key is the Swedish one (the first letter of the
+    Swedish answer, e.g. ``j`` for "Ja"); in another language the first letter of the translated
+    answer comes first (``y`` for "Yes, import"), when no other answer starts with it, and the
+    given key still works."""
+    keys = [(key,) for key, _label, _result in choices]
+    if current_language() == "sv":
+        return keys
+    firsts = [next((ch.lower() for ch in label if ch.isalnum()), "") for _key, label, _result in choices]
+    out = []
+    for i, (key, first) in enumerate(zip((k for k, _l, _r in choices), firsts, strict=True)):
+        clash = first in firsts[:i] + firsts[i + 1:] or any(
+            first == other for j, (other, _l, _r) in enumerate(choices) if j != i)
+        out.append((first, key) if first and first != key and not clash else (key,))
+    return out
 
 
 class ConfirmScreen(ModalScreen[str | None]):
@@ -30,6 +47,7 @@ class ConfirmScreen(ModalScreen[str | None]):
         self.details = details
         self.choices = choices
         self.default = default
+        self.keys = answer_keys(choices)
         self.purpose = ""  # what the question is for (the app's quit guard looks)
 
     def compose(self) -> ComposeResult:
@@ -39,8 +57,8 @@ class ConfirmScreen(ModalScreen[str | None]):
             if self.details:
                 yield Static(plain(self.details, keep_newlines=True), id="confirm-details")
             with Horizontal(classes="dialog-buttons"):
-                for i, (key, label, result) in enumerate(self.choices):
-                    yield Button(plain(f"{label} [{key}]"), id=f"choice-{result}",
+                for i, ((_key, label, result), keys) in enumerate(zip(self.choices, self.keys, strict=True)):
+                    yield Button(plain(f"{label} [{keys[0]}]"), id=f"choice-{result}",
                                  variant="primary" if i == self.default else "default")
 
     def on_mount(self) -> None:
@@ -48,8 +66,8 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def on_key(self, event: object) -> None:
         key = getattr(event, "key", "")
-        for k, _label, result in self.choices:
-            if key == k:
+        for (_k, _label, result), keys in zip(self.choices, self.keys, strict=True):
+            if key in keys:
                 event.stop()
                 self.dismiss(result)
                 return

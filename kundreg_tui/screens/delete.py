@@ -12,13 +12,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from kundreg_tui.domain.models import CustomerRecord
-from kundreg_tui.i18n import _, ngettext
+from kundreg_tui.i18n import _, current_language, ngettext
 from kundreg_tui.ui import safe, thousands
 
 
 class DeleteScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j,y", "confirm", _("Ja, radera"), id="confirm"),
+        # The key shown first is the language's own: j (ja) in Swedish, y (yes) in English.
+        Binding("j,y" if current_language() == "sv" else "y,j", "confirm", _("Ja, radera"), id="confirm"),
         Binding("escape,n", "cancel", _("Avbryt"), id="cancel"),
     ]
 
