@@ -59,7 +59,8 @@ class SearchInput(SafeInput):
 def register_columns(extra: bool) -> list[Column]:
     columns = [
         Column("mark", " ", width=1, sortable=False),
-        Column("number", _("Kundnummer"), width=12),
+        # Wide enough for the label and its sort arrow in any language ("Customer number ▲").
+        Column("number", _("Kundnummer"), width=max(12, len(_("Kundnummer")) + 2)),
         Column("name", _("Kundnamn"), ratio=3, min_width=12),
         Column("city", _("Ort"), ratio=1, min_width=8),
     ]
