@@ -25,15 +25,14 @@ from kundreg_tui.screens.import_wizard import (
     STEP_COLUMNS,
     STEP_FILE,
     STEP_SETTINGS,
-    FileTree,
     ImportWizard,
     MappingMemory,
-    PathSuggester,
 )
 from kundreg_tui.screens.paste_import import PasteImportScreen
 from kundreg_tui.screens.preview import PreviewScreen, PreviewTable
 from kundreg_tui.screens.receipt import ReceiptScreen
 from kundreg_tui.screens.register import RegisterScreen
+from kundreg_tui.widgets.paths import FileTree, PathSuggester
 
 SIZE = (110, 32)
 DATA = Path(__file__).parent / "data"

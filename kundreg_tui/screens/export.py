@@ -53,8 +53,8 @@ from kundreg_tui.domain.export import (
 )
 from kundreg_tui.domain.register import RegisterService, Sort
 from kundreg_tui.i18n import _, ngettext
-from kundreg_tui.screens.import_wizard import FileTree, PathSuggester, display_path
 from kundreg_tui.ui import plain, tell, thousands
+from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path
 
 KINDS = (ExportKind.CSV, ExportKind.EXCEL, ExportKind.EXCEL_CSV, ExportKind.PRINT)
 SCOPES = (Scope.ALL, Scope.SHOWN, Scope.MARKED)

@@ -17,10 +17,9 @@ own, shared with the paste import (``screens/preview.py``, ``screens/receipt.py`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.suggester import Suggester
 from textual.timer import Timer
 from textual.widgets import (
     Checkbox,
@@ -62,11 +60,11 @@ from kundreg_tui.domain.fields import FIELD_BY_NAME, FIELDS, field_label
 from kundreg_tui.domain.importer import ImportOptions, Receipt
 from kundreg_tui.domain.mapping import KEY_FIELDS, header_signature, suggest_mapping
 from kundreg_tui.domain.register import RegisterService
-from kundreg_tui.domain.text import visible
 from kundreg_tui.i18n import N_, _, ngettext
 from kundreg_tui.screens.import_progress import ImportRunner, StepBar, TickBox
 from kundreg_tui.ui import SafeInput, plain, tell
 from kundreg_tui.widgets.pagedtable import Column, PagedTable, Row, SequenceSource
+from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path
 
 STEP_FILE, STEP_SETTINGS, STEP_COLUMNS = "step-file", "step-settings", "step-columns"
 STEPS = (STEP_FILE, STEP_SETTINGS, STEP_COLUMNS)
@@ -98,81 +96,11 @@ def wizard_steps() -> list[str]:
     return [_("Välj fil"), _("Inläsning"), _("Kolumner"), _("Förhandsgranskning"), _("Kvittens")]
 
 
-def display_path(path: Path | str) -> str:
-    """A path as the user would type it: ``~/kunder.csv`` under the home folder."""
-    p = Path(path)
-    try:
-        rel = p.relative_to(Path.home())
-    except ValueError:
-        return str(p)
-    return "~" if str(rel) == "." else f"~/{rel}"
-
-
 def encoding_label(codec: str | None) -> str:
     for name, label in ENCODINGS:
         if name == codec:
             return _(label)
     return codec or ""
-
-
-# ---------------------------------------------------------------------- choosing the file
-
-
-class PathSuggester(Suggester):
-    """Completes the last part of a path from the entries of its folder (like a shell's tab)."""
-
-    def __init__(self, base: Path) -> None:
-        super().__init__(use_cache=False, case_sensitive=True)
-        self.base = base
-
-    async def get_suggestion(self, value: str) -> str | None:
-        return await asyncio.to_thread(self.complete, value)
-
-    def complete(self, value: str) -> str | None:
-        if not value:
-            return None
-        expanded = os.path.expanduser(value)
-        if value.endswith(("/", os.sep)):
-            folder, prefix = expanded, ""
-        else:
-            folder, prefix = os.path.split(expanded)
-        where = Path(folder) if folder else self.base
-        if not where.is_absolute():
-            where = self.base / where
-        try:
-            entries = [(e.name, e.is_dir()) for e in os.scandir(where)
-                       if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith("."))]
-        except OSError:
-            return None
-        if not entries:
-            return None
-        if len(entries) == 1:
-            name, is_dir = entries[0]
-            completion = name + ("/" if is_dir else "")
-        else:
-            completion = os.path.commonprefix([name for name, _d in entries])
-        if len(completion) <= len(prefix):
-            return None
-        return value + completion[len(prefix):]
-
-
-class FileTree(DirectoryTree):
-    """The folder to browse: hidden entries left out, names shown safely; backspace goes up."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("backspace", "parent", _("Upp en mapp"), id="parent"),
-    ]
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")]
-
-    def process_label(self, label: Any) -> Any:
-        return super().process_label(visible(label) if isinstance(label, str) else label)
-
-    def action_parent(self) -> None:
-        here = Path(self.path)
-        if here.parent != here:
-            self.path = here.parent
 
 
 # ---------------------------------------------------------------------- remembered mappings
