@@ -391,6 +391,165 @@ def test_fast_path_writes_the_same_bytes_as_the_csv_module(
     assert export_bytes(service, request, fast=True) == export_bytes(service, request, fast=False)
 
 
+@pytest.mark.parametrize("kind", [ExportKind.EXCEL, ExportKind.PRINT])
+def test_fast_path_writes_the_same_bytes_as_the_generic_path(service: RegisterService, kind: ExportKind) -> None:
+    fill(service)
+    request = ExportRequest(kind=kind, printed_at=PRINTED_AT)
+    assert export_bytes(service, request, fast=True) == export_bytes(service, request, fast=False)
+
+
+# Values that break writers, written straight into the database by SQL (past the register's
+# validation): control characters, NUL (SQLite only: PostgreSQL's text cannot hold it), XML and
+# Excel specials, whitespace at the ends, characters that are not one column wide.
+RAW_VALUES = [
+    "", " ", "  ", " lead", "trail ", "  both  ", "a  b", "\xa0nbsp\xa0", "tab\there", "\t",
+    "line\nbreak", "\n", "end\n", "\r", "x\ry", "\r\n", "\x0b", "\x0c", "\x1f", "\x01", "\x7f",
+    "del\x7f", "\x7fstart", "\x7f\x7f", "\x85", "c1\x85", "\u2028", "\ufffe", "\uffff", "a\uffffb",
+    "_x0041_", "_X0041_", "_x", "x_", "&<>", "<tag>", "a&b", "'", "''", "'quoted", "=1+1", "+46 70 123 45 67",
+    "-5", "@home", "=", "00123", '"quoted"', '"', "back\\slash", "\\", '\\"', "comma, here", "semi;colon",
+    "åäö ÅÄÖ", "soft\xadhyphen", "\xad", "e\u0301", "\u0301", "漢字", "漢字漢字漢字漢字漢字漢字漢字漢字漢字",
+    "😀👍🇸🇪", "€ – ’", "ł ś č ř", "\u02ff\u0300", "%s %d %%", "null", ",", '","', "[1,", "]", "\x03\x04",
+    "Företag", "person",
+]
+NUL_VALUES = ["a\x00b", "\x00", "\x00start", "end\x00", "a\x00\nb"]
+# E-mail addresses about as wide as the printed list's column (29 at 132 columns, 12 at 80).
+LONG_WORDS = ["k" * n + "@ex.se" for n in (6, 7, 17, 22, 23, 24, 46, 52, 53, 54, 80, 81, 82, 200)]
+RAW_COLUMNS = ["number", "kind", "name", "first_name", "last_name", "org_number", "vat_number", "email",
+               "phone", "address", "postal_code", "city", "country", "reference", "notes"]
+# Lengths PostgreSQL enforces (SQLite does not).
+RAW_MAX = {"number": 32, "kind": 16, "org_number": 20, "vat_number": 20, "phone": 40, "postal_code": 12,
+           "country": 2}
+
+
+def write_raw(service: RegisterService, number: str, values: dict[str, str]) -> None:
+    """``values`` written into a customer's row by SQL, as another program could."""
+    from kundreg_tui.domain.models import customer_table
+
+    with service.engine.begin() as conn:
+        conn.execute(sa.update(customer_table).where(customer_table.c.number == number).values(**values))
+
+
+def fill_raw(service: RegisterService) -> None:
+    """Customers with one awkward value each (so that a fast path takes the rest of the row as
+    it comes), in a one-line column and a wrapping one; a few with many at once; e-mail
+    addresses too long for the printed list's column, alone or with other values that _wrap
+    changes (spaces)."""
+    fill(service)
+    values = RAW_VALUES + (NUL_VALUES if service.engine.dialect.name == "sqlite" else [])
+    rows: list[dict[str, str]] = []
+    numbers = {r.number for r in stored(service)}
+    for i, value in enumerate(values):
+        column = RAW_COLUMNS[i % len(RAW_COLUMNS)]
+        if column == "number" and (value in numbers or len(value) > RAW_MAX["number"]):
+            column = "name"  # Kundnummer is unique
+        numbers.add(value)
+        rows.append({column: value[: RAW_MAX.get(column, 300)]})
+        rows.append({"address": value})
+    for i in range(0, len(values), 4):
+        rows.append({c: values[(i + 7 * j) % len(values)][: RAW_MAX.get(c, 300)]
+                     for j, c in enumerate(RAW_COLUMNS[1:])})
+    for word in LONG_WORDS:
+        rows.append({"email": word})
+        rows.append({"email": word, "name": "Två  mellanslag"})
+        rows.append({"email": word, "city": " Umeå"})
+        rows.append({"email": word, "phone": "070 "})
+        rows.append({"email": word[:9] + " " + word[9:]})
+        rows.append({"email": word, "reference": "\x7fX", "notes": "x\x7f"})
+        rows.append({"email": word, "number": f" N{len(word)}"})
+    for i, row in enumerate(rows):
+        number = f"R{i:03d}"
+        service.create({"number": number, "name": f"Kund {i}", "city": "Umeå", "address": "Gatan 1",
+                        "email": f"k{i}@exempel.se", "phone": "070-123 45 67"})
+        write_raw(service, number, row)
+
+
+@pytest.fixture
+def raw_service(service: RegisterService, monkeypatch: pytest.MonkeyPatch) -> RegisterService:
+    monkeypatch.setattr(ex, "CHUNK_ROWS", 7)  # chunks that mix plain and awkward rows
+    fill_raw(service)
+    return service
+
+
+@pytest.mark.parametrize("sort", [Sort(), Sort("name", True), Sort("email")])
+def test_fast_xlsx_writes_the_same_bytes_for_awkward_values(raw_service: RegisterService, sort: Sort) -> None:
+    request = ExportRequest(kind=ExportKind.EXCEL, sort=sort)
+    assert export_bytes(raw_service, request, fast=True) == export_bytes(raw_service, request, fast=False)
+
+
+def test_fast_xlsx_awkward_values_read_back_exactly(raw_service: RegisterService, tmp_path: Path) -> None:
+    """Every value, spaces at the ends and control characters included, as stored."""
+    path = export_to_path(raw_service, ExportRequest(kind=ExportKind.EXCEL), tmp_path / "k.xlsx").path
+    assert path is not None
+    expected = values_of(stored_raw(raw_service))
+    at = FIELD_NAMES.index("kind")
+    for row in expected:
+        row[at] = KIND_WORD.get(row[at], row[at])  # another kind than the two, as it is
+    assert unguard(read_xlsx(path)[1:]) == expected
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    # xml:space="preserve" exactly where a value starts or ends with whitespace.
+    assert '<t xml:space="preserve"> lead</t>' in xml and '<t xml:space="preserve">trail </t>' in xml
+    assert "<t>a  b</t>" in xml and "<t>\xa0nbsp\xa0</t>" in xml
+
+
+def stored_raw(service: RegisterService) -> list[CustomerRecord]:
+    """The register as stored, values the validation would refuse included."""
+    from kundreg_tui.domain.models import customer_table
+
+    names = ("id", *FIELD_NAMES)
+    with service.engine.connect() as conn:
+        rows = conn.execute(sa.select(*(customer_table.c[n] for n in names)).where(
+            customer_table.c.deleted_at.is_(None)).order_by(customer_table.c.number_key, customer_table.c.id)).all()
+    return [CustomerRecord(**dict(zip(names, r, strict=True))) for r in rows]
+
+
+def test_fast_xlsx_new_sheets_at_the_row_limit(raw_service: RegisterService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ex, "EXCEL_MAX_ROWS", 10)
+    request = ExportRequest(kind=ExportKind.EXCEL)
+    data = export_bytes(raw_service, request, fast=True)
+    assert data == export_bytes(raw_service, request, fast=False)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert "xl/worksheets/sheet3.xml" in archive.namelist()
+
+
+@pytest.mark.parametrize(("page_width", "page_lines"), [(132, 60), (80, 12), (40, 6), (200, 7)])
+def test_fast_printed_list_writes_the_same_bytes_for_awkward_values(
+        raw_service: RegisterService, page_width: int, page_lines: int) -> None:
+    request = ExportRequest(kind=ExportKind.PRINT, page_width=page_width, page_lines=page_lines,
+                            printed_at=PRINTED_AT)
+    assert export_bytes(raw_service, request, fast=True) == export_bytes(raw_service, request, fast=False)
+
+
+_RAW_ALPHABET = st.sampled_from(
+    [*"aZ09 ,;\"'=+-@&<>%_xX/|[]", "Å", "ä", "é", "\xa0", "\xad", "\u0301", "€", "漢", "😀", "\t", "\n", "\r",
+     "\x00", "\x01", "\x03", "\x04", "\x1f", "\x7f", "\x85", "\u2028", "\ufffe", "\uffff", "_x0041_", "  ",
+     "k" * 13, "x" * 30])
+_RAW_VALUE = st.lists(_RAW_ALPHABET, max_size=8).map("".join)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=st.lists(st.fixed_dictionaries({c: _RAW_VALUE for c in ("name", "email", "phone", "address", "city", "kind")}),
+                     min_size=1, max_size=6),
+       page_width=st.sampled_from([40, 80, 132]))
+def test_property_fast_paths_write_the_same_bytes(sqlite_engine: sa.Engine, rows: list[dict[str, str]],
+                                                  page_width: int) -> None:
+    """Any values at all, written by SQL: the fast paths (SQLite) write what the generic ones do."""
+    service = RegisterService(sqlite_engine, actor="test")
+    if not service.count(""):
+        for i in range(6):
+            service.create({"number": f"P{i}", "name": "Kund"})
+    for i, values in enumerate(rows):
+        write_raw(service, f"P{i}", values)
+    with sqlite_engine.begin() as conn:  # only this example's customers are in the register
+        conn.exec_driver_sql("UPDATE customer SET deleted_at = NULL")
+        conn.exec_driver_sql("UPDATE customer SET deleted_at = '2020-01-01 00:00:00' "
+                             f"WHERE CAST(substr(number, 2) AS INTEGER) >= {len(rows)}")
+    for kind in (ExportKind.EXCEL, ExportKind.PRINT):
+        request = ExportRequest(kind=kind, page_width=page_width, page_lines=9, printed_at=PRINTED_AT)
+        assert export_bytes(service, request, fast=True) == export_bytes(service, request, fast=False), kind
+
+
 # ---------------------------------------------------------------------- scope and order
 
 
@@ -503,6 +662,52 @@ def test_text_width() -> None:
     assert ex.text_width("åäö") == 3
     assert ex.text_width("😀") == 2
     assert ex.text_width("e\u0301") == 1
+
+
+# Text for the printed list's rules: spaces alone and in pairs, line breaks, tabs, characters of
+# zero, one and two columns (the soft hyphen and U+0300 at the edge of the one-column range).
+_PRINT_TEXT = st.lists(st.sampled_from(
+    [*"ab Z0", "  ", "\t", "\n", "å", "\xa0", "\xad", "\u02ff", "\u0300", "e\u0301", "漢", "😀", "\x00", "\r",
+     "x" * 9, "ååå", "ord"]), max_size=14).map("".join)
+
+
+def _reference_wrap(text: str, width: int) -> list[str]:
+    """_wrap as it was before its shortcuts."""
+    out: list[str] = []
+    for raw in text.replace("\t", " ").split("\n"):
+        line = ""
+        for word in raw.split(" "):
+            if not word:
+                continue
+            candidate = f"{line} {word}" if line else word
+            if _reference_width(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                out.append(line)
+            line = word
+            while _reference_width(line) > width:
+                head, line = ex._cut(line, width)
+                out.append(head)
+        if line or not out:
+            out.append(line)
+    while len(out) > 1 and not out[-1]:
+        out.pop()
+    return out or [""]
+
+
+def _reference_width(text: str) -> int:
+    """text_width as it was before its shortcut was made faster."""
+    if text.isascii() or (max(text) < "\u0300" and "\u00ad" not in text):
+        return len(text)
+    return sum(map(ex._char_width, text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_PRINT_TEXT, width=st.integers(4, 30))
+def test_wrap_and_text_width_shortcuts_change_nothing(text: str, width: int) -> None:
+    assert ex.text_width(text) == _reference_width(text)
+    assert ex._wrap(text, width) == _reference_wrap(text, width)
 
 
 # ---------------------------------------------------------------------- files
