@@ -666,11 +666,11 @@ _JSON_LEADING_SPACE = re.compile(re.escape(_OPEN + b" "))
 _JSON_LEADING_SPACE_WRAP = re.compile(re.escape(_OPEN_WRAP + b" "))
 _JSON_EMPTY = re.compile(re.escape(_OPEN + _CLOSE))
 _JSON_EMPTY_WRAP = re.compile(re.escape(_OPEN_WRAP + _CLOSE))
-# excel_guard: "'" before a value that starts with = + - @ or ' ('\t', '\r' and '\n' are JSON
-# escapes in the run, which leave it to Python anyway).
-_JSON_GUARD = re.compile(re.escape(_OPEN) + b"([=+@'-])")
+# excel_guard: "'" before a value that starts with = + - @ ', or a tab or line break (JSON's
+# "\t" and "\n" in the run; a CR leaves the run to Python).
+_JSON_GUARD = re.compile(re.escape(_OPEN) + rb"([=+@'-]|\\[nt])")
 _JSON_GUARDED = _OPEN + b"'\\1"
-_JSON_GUARD_WRAP = re.compile(re.escape(_OPEN_WRAP) + b"([=+@'-])")
+_JSON_GUARD_WRAP = re.compile(re.escape(_OPEN_WRAP) + rb"([=+@'-]|\\[nt])")
 _JSON_GUARDED_WRAP = _OPEN_WRAP + b"'\\1"
 
 
@@ -862,10 +862,15 @@ class _XlsxWriter:
         n = len(lines)
         data = _JSON_ROW * n % tuple(chain.from_iterable(zip(range(first, first + n), lines,
                                                              strict=True)))
-        # A backslash is JSON's escape of '"', '\\' or a control character; "_x" and
-        # U+FFFE/U+FFFF need escaping in XLSX. (One-byte tests first: they are the fast ones.)
-        if b"\\" in data or (b"_" in data and b"_x" in data) or \
+        # "_x" and U+FFFE/U+FFFF need escaping in XLSX. (One-byte tests first: the fast ones.)
+        if (b"_" in data and b"_x" in data) or \
                 (b"\xef" in data and (b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data)):
+            return None
+        # A backslash is JSON's escape of '"', '\\' or a control character. Line breaks and tabs
+        # are written as they are (the only ones taken here: each backslash starts "\n" or "\t";
+        # in "\\n" two backslashes would count for one).
+        escaped = b"\\" in data
+        if escaped and data.count(b"\\") != data.count(b"\\n") + data.count(b"\\t"):
             return None
         # No value holds '"': each '","' ends one value and starts the next.
         data = data.replace(b'","', _CLOSE + _OPEN)
@@ -874,10 +879,13 @@ class _XlsxWriter:
         if size - len(data) != self.wrapping * n or _WRAP_MARK.encode() in data:
             return None  # the mark is also in a value
         if _JSON_LEADING_SPACE.search(data) or _JSON_LEADING_SPACE_WRAP.search(data) or \
-                b" " + _CLOSE in data:
+                b" " + _CLOSE in data or \
+                (escaped and (b"\\n" + _CLOSE in data or b"\\t" + _CLOSE in data)):
             return None  # whitespace at an end of a value: xml:space="preserve" (Python)
-        data = _JSON_GUARD.sub(_JSON_GUARDED, data)  # excel_guard
+        data = _JSON_GUARD.sub(_JSON_GUARDED, data)  # excel_guard (a leading "\n" or "\t" too)
         data = _JSON_GUARD_WRAP.sub(_JSON_GUARDED_WRAP, data)
+        if escaped:
+            data = data.replace(b"\\n", b"\n").replace(b"\\t", b"\t")
         for char, entity in ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;")):
             if char in data:
                 data = data.replace(char, entity)
@@ -1085,6 +1093,12 @@ def print_columns(page_width: int) -> list[tuple[str, int]]:
 _PRINT_LABELS = {"postal_code": N_("Postnr")}
 
 
+def _wrap_keeps(values: Sequence[str]) -> bool:
+    """Whether _wrap gives each of ``values`` (no line breaks, each fits) back as it is, or with
+    spaces at the end less (which a padded column does not show)."""
+    return not any("  " in v or v[:1] == " " for v in values)
+
+
 def _one_column_each(text: str) -> bool:
     """Whether every character of ``text`` takes one column and none breaks the line (the
     values of a chunk joined): then a value's width is its length."""
@@ -1190,16 +1204,21 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
     def put_chunk(rows: Sequence[Sequence[str]]) -> None:
         """A chunk of customers: what :func:`put` does for each, in bulk where it can."""
         nonlocal used
-        if not _one_column_each("".join(chain.from_iterable(rows))):
+        joined = "\x00".join(chain.from_iterable(rows))
+        if not _one_column_each(joined):
             for row in rows:
                 if _one_column_each("".join(row)):
                     put_chunk([row])
                 else:
                     put(row)
             return
+        # _wrap gives a value back as it is unless it has two spaces together or one first
+        # (one last is then padding all the same).
+        as_wrapped = "  " not in joined and "\x00 " not in joined and joined[:1] != " "
         lines = [padded % row for row in rows]
         stripped = list(map(str.rstrip, lines))
         size = widths[-1]
+        cut_at = len(indent)
         start = 0
         for i in [i for i, n in enumerate(map(len, lines)) if n != width]:
             if start < i:
@@ -1207,21 +1226,20 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
             start = i + 1
             row, full = rows[i], lines[i]
             value = row[last]
-            if len(full) - width == len(value) - size and " " not in value:
-                # Only the last value is too long, one word: cut as _wrap cuts it. The others
-                # must be as _wrap gives them back: no two spaces together, none at an end.
-                others = "\x00".join(row[:last])
-                if not ("  " in others or " \x00" in others or "\x00 " in others or
-                        others[:1] == " " or others[-1:] == " "):
-                    cut = [(full[: len(indent)] + value[:size]).rstrip() + "\n"]
-                    cut += [(indent + value[k : k + size]).rstrip() + "\n"
-                            for k in range(size, len(value), size)]
-                    if page and used + len(cut) <= body_lines:
-                        emit("".join(cut))
-                        used += len(cut)
-                    else:
-                        put_lines(cut)
-                    continue
+            # Only the last value is too long, and one word: cut as _wrap cuts it.
+            if len(full) - width == len(value) - size and " " not in value and (
+                    as_wrapped or _wrap_keeps(row[:last])):
+                cut = (full[:cut_at] + value[:size]).rstrip() + "\n"
+                height = 1
+                for k in range(size, len(value), size):
+                    cut += (indent + value[k : k + size]).rstrip() + "\n"
+                    height += 1
+                if page and used + height <= body_lines:
+                    emit(cut)
+                    used += height
+                else:
+                    put_lines([t + "\n" for t in cut[:-1].split("\n")])
+                continue
             put(row)
         if start < len(rows):
             put_one_liners(stripped[start:])
