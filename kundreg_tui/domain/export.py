@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import queue
 import re
@@ -450,18 +451,6 @@ def _value_rows(selection: _Selection, kind: ExportKind) -> Iterator[list[list[s
         yield prepare(chunk)
 
 
-def _rows_by_id(selection: _Selection, kind: ExportKind, prepare: Prepare,
-                ids: Sequence[int]) -> dict[int, list[str]]:
-    """The kind's values of the customers ``ids`` (the rows a fast path leaves to Python)."""
-    stmt = sa.select(C.id, *[getattr(C, n) for n in _fields(kind)]).where(
-        C.id.in_(sa.bindparam("ids", expanding=True)))
-    out: dict[int, list[str]] = {}
-    for start in range(0, len(ids), IN_LIMIT):
-        rows = selection.conn.execute(stmt, {"ids": list(ids[start : start + IN_LIMIT])}).all()
-        out.update(zip((r[0] for r in rows), prepare([r[1:] for r in rows]), strict=True))
-    return out
-
-
 def _sql_guard(col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """:func:`excel_guard` as SQLite SQL (``unicode()`` is the code point of the first char)."""
     codes = sorted(ord(ch) for ch in EXCEL_GUARD_CHARS)
@@ -656,7 +645,7 @@ def _set_level(info: zipfile.ZipInfo, level: int) -> None:
 # as it is, so none of them can come from a value.
 _ROW, _ROW_NUMBER_END, _OPEN, _CLOSE, _OPEN_WRAP, _ROW_END, _EMPTY, _EMPTY_WRAP = (
     bytes([i]) for i in range(1, 9))
-# A row of values less the brackets, with its number: '<row r="N"><c…><t>' values '</t></c></row>'.
+# A row of values less the brackets, and its number: '<row r="N"><c…><t>' values '</t></c></row>'.
 _JSON_ROW = _ROW + b"%d" + _ROW_NUMBER_END + _OPEN + b"%s" + _CLOSE + _ROW_END
 # Before each value of a wrapping (multi-line) column in SQLite's JSON: tells its cells apart.
 _WRAP_MARK = "\x7f"
@@ -694,7 +683,8 @@ class _XlsxWriter:
         self.rows_in_sheet = 0
         self.bytes_in_sheet = 0
         styles = [_STYLE_WRAP if FIELD_BY_NAME[n].multiline else _STYLE_TEXT for n in self.names]
-        self.wrapping = styles.count(_STYLE_WRAP)
+        self.wrap_at = [i for i, s in enumerate(styles) if s == _STYLE_WRAP]
+        self.wrapping = len(self.wrap_at)
         self.empty = [f'<c s="{s}"/>' for s in styles]
         self.open = [f'<c t="inlineStr" s="{s}"><is><t>' for s in styles]
         # xml:space="preserve": Excel keeps the spaces at the ends of the value as they are.
@@ -760,7 +750,8 @@ class _XlsxWriter:
 
     def _add(self, count: int, render: Callable[[int, int, int], bytes]) -> None:
         """Write ``count`` rows, a new sheet begun where one is full: ``render(start, stop,
-        first)`` makes the XML of rows ``start:stop``, the first of them row ``first`` of its sheet."""
+        first)`` makes the XML of rows ``start:stop``, the first of them row ``first`` of its
+        sheet."""
         start = 0
         while start < count:
             if self.stream is None or self.rows_in_sheet >= EXCEL_MAX_ROWS or \
@@ -816,27 +807,27 @@ class _XlsxWriter:
             add("".join(pieces))
         return "".join(out)
 
-    def json_lines(self, chunk: Sequence[Sequence[Any]],
-                   lookup: Callable[[list[int]], dict[int, list[str]]]) -> None:
-        """Write rows given as ``(json, id)``: ``json`` is SQLite's ``json_array`` of the row's
-        values (Kundtyp in words, not guarded, :data:`_WRAP_MARK` before the values of wrapping
-        columns) as bytes. A row that needs more than ``& < >`` escaped is fetched again with
-        ``lookup(ids)`` (its values, guarded, by id) and rendered as :meth:`rows` renders it."""
-        lines = [r[0][2:-2] for r in chunk]  # less the '["' and '"]' around the values
+    def json_lines(self, lines: Sequence[bytes]) -> None:
+        """Write rows given as SQLite's ``json_array`` of their values (Kundtyp in words, not
+        guarded, :data:`_WRAP_MARK` before the values of wrapping columns), as bytes. A row the
+        bulk passes of :meth:`_json_run` cannot take is decoded and rendered as :meth:`rows`
+        renders it (JSON holds every value exactly, NUL and all)."""
+        values = [line[2:-2] for line in lines]  # less the '["' and '"]' around the values
 
         def render(start: int, stop: int, first: int) -> bytes:
             parts: list[bytes | int] = []
-            self._json_parts(lines, start, stop, first, parts)
-            slow = [p for p in parts if isinstance(p, int)]
-            if not slow:
-                return b"".join(p for p in parts if isinstance(p, bytes))
-            values = lookup([chunk[i][1] for i in slow])
-            return b"".join(
-                p if isinstance(p, bytes) else
-                self._render([values[chunk[p][1]]], first + p - start).encode("utf-8")
-                for p in parts)
+            self._json_parts(values, start, stop, first, parts)
+            return b"".join(p if isinstance(p, bytes) else
+                            self._json_row(lines[p], first + p - start) for p in parts)
 
         self._add(len(lines), render)
+
+    def _json_row(self, line: bytes, number: int) -> bytes:
+        """One row of :meth:`json_lines` the way :meth:`rows` writes it."""
+        values: list[str] = json.loads(line)
+        for i in self.wrap_at:
+            values[i] = values[i][len(_WRAP_MARK) :]
+        return self._render([[excel_guard(v) for v in values]], number).encode("utf-8")
 
     def _json_parts(self, lines: Sequence[bytes], start: int, stop: int, first: int,
                     parts: list[bytes | int]) -> None:
@@ -855,7 +846,9 @@ class _XlsxWriter:
     def _json_run(self, lines: Sequence[bytes], first: int) -> bytes | None:
         """The rows of ``lines`` (JSON values less the brackets: ``v1","v2",…,"v15``), made
         with a few passes of ``bytes.replace`` over the whole run; ``None`` when a value needs
-        more than ``& < >`` escaped or has whitespace at an end (the caller splits the run).
+        more than ``& < >`` escaped (a quote or backslash, a control character other than line
+        break and tab, "_x", U+FFFE/U+FFFF) or has whitespace at an end (the caller splits the
+        run).
 
         Byte for byte what :meth:`_render` writes for the same values, Excel guard included
         (the tests hold both to the same bytes)."""
@@ -968,14 +961,15 @@ _STYLES_XML = (
 )
 
 
-def _sqlite_json_lines(selection: _Selection, kind: ExportKind) -> Iterator[Sequence[Any]]:
-    """Chunks of ``(json, id)`` rows made by SQLite for :meth:`_XlsxWriter.json_lines`:
+def _sqlite_json_lines(selection: _Selection, kind: ExportKind) -> Iterator[list[bytes]]:
+    """Chunks of rows as JSON arrays made by SQLite for :meth:`_XlsxWriter.json_lines`:
     ``json_array`` escapes exactly the characters that need a closer look (and keeps a NUL, which
     ``printf`` would cut a value at). The Excel guard is left to Python: in SQL it would cost
     as much as the rest of the query."""
     values = [sa.literal(_WRAP_MARK) + col if FIELD_BY_NAME[name].multiline else col
               for name, col in zip(_fields(kind), _sql_values(kind, guard=False), strict=True)]
-    yield from selection.stream([sa.cast(sa.func.json_array(*values), sa.LargeBinary), C.id])
+    for chunk in selection.stream([sa.cast(sa.func.json_array(*values), sa.LargeBinary)]):
+        yield [r[0] for r in chunk]
 
 
 def _write_xlsx(selection: _Selection, request: ExportRequest, out: IO[bytes],
@@ -986,14 +980,9 @@ def _write_xlsx(selection: _Selection, request: ExportRequest, out: IO[bytes],
     try:
         if fast and selection.conn.dialect.name == "sqlite" and \
                 _sqlite_has(selection.conn, "json_array", "SELECT json_array('')"):
-            prepare = _preparer(kind)
-
-            def lookup(ids: list[int]) -> dict[int, list[str]]:
-                return _rows_by_id(selection, kind, prepare, ids)
-
-            for chunk in _sqlite_json_lines(selection, kind):
-                writer.json_lines(chunk, lookup)
-                ticker.add(len(chunk))
+            for lines in _sqlite_json_lines(selection, kind):
+                writer.json_lines(lines)
+                ticker.add(len(lines))
         else:
             for rows in _value_rows(selection, kind):
                 writer.rows(rows)
@@ -1140,6 +1129,8 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
         parts = [c + " " * (w - u) for c, w, u in zip(cells, widths, used_widths, strict=True)]
         return gap.join(parts).rstrip() + "\n"
 
+    # Values padded to their columns by length (their width when each character takes one).
+    padded = gap.join(f"%-{w}s" for w in widths)
     left = _("Kundlista")
     labels = [_cut(_(_PRINT_LABELS.get(n, FIELD_BY_NAME[n].label)), w)[0] for n, w in columns]
     page_head = f"{printed} · {subtitle}".rstrip() + "\n\n" + line(labels) + "-" * width + "\n"
@@ -1166,9 +1157,15 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
             emit(line(row, cell_widths))
             used += 1
             return
-        cells = [_wrap(v, w) for v, w in zip(row, widths, strict=True)]
-        put_lines([line([c[i] if i < len(c) else "" for c in cells])
-                   for i in range(max(len(c) for c in cells))])
+        cells = [[v] if u <= w and "\n" not in v and "\t" not in v and "  " not in v and
+                 v[:1] != " " and v[-1:] != " " else _wrap(v, w)  # (what _wrap gives back)
+                 for v, u, w in zip(row, cell_widths, widths, strict=True)]
+        height = max(map(len, cells))
+        if _NOT_ONE_COLUMN(joined):
+            put_lines([line([c[i] if i < len(c) else "" for c in cells]) for i in range(height)])
+        else:  # every piece fits its column and its width is its length: pad with %
+            put_lines([(padded % tuple([c[i] if i < len(c) else "" for c in cells])).rstrip() + "\n"
+                       for i in range(height)])
 
     def put_lines(lines: Sequence[str]) -> None:
         """One customer's lines, on one page unless it is taller than a page."""
@@ -1185,7 +1182,6 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
     # The fast path: a chunk's lines made with one `%` each and a few passes of the C string
     # methods. `padded % row` pads every value to its column (by length, which is the width when
     # every character takes one column); a line is exactly `width` long when every value fits.
-    padded = gap.join(f"%-{w}s" for w in widths)
     indent = " " * (width - widths[-1])
     last = len(widths) - 1
 
@@ -1222,7 +1218,11 @@ def _write_print(selection: _Selection, request: ExportRequest, out: IO[bytes],
         start = 0
         for i in [i for i, n in enumerate(map(len, lines)) if n != width]:
             if start < i:
-                put_one_liners(stripped[start:i])
+                if page and used + i - start <= body_lines:  # the usual case, in short
+                    emit("\n".join(stripped[start:i]) + "\n")
+                    used += i - start
+                else:
+                    put_one_liners(stripped[start:i])
             start = i + 1
             row, full = rows[i], lines[i]
             value = row[last]
