@@ -691,12 +691,15 @@ class _XlsxWriter:
         self.open_kept = [f'<c t="inlineStr" s="{s}"><is><t xml:space="preserve">' for s in styles]
         self.close = "</t></is></c>"
         self._masks: dict[tuple[int, ...], list[str]] = {}
+        # The markup for _json_run's markers, those that add the least first (each pass copies
+        # the run: in this order they copy half as much as the other way round).
         self._expand = [
-            (_ROW, b'<row r="'), (_ROW_NUMBER_END, b'">'), (_ROW_END, b"</row>"),
-            (_OPEN, f'<c t="inlineStr" s="{_STYLE_TEXT}"><is><t>'.encode()),
+            (_ROW_NUMBER_END, b'">'), (_ROW_END, b"</row>"), (_ROW, b'<row r="'),
+            (_EMPTY_WRAP, f'<c s="{_STYLE_WRAP}"/>'.encode()),
+            (_EMPTY, f'<c s="{_STYLE_TEXT}"/>'.encode()),
             (_OPEN_WRAP, f'<c t="inlineStr" s="{_STYLE_WRAP}"><is><t>'.encode()),
-            (_CLOSE, self.close.encode()), (_EMPTY, f'<c s="{_STYLE_TEXT}"/>'.encode()),
-            (_EMPTY_WRAP, f'<c s="{_STYLE_WRAP}"/>'.encode())]
+            (_CLOSE, self.close.encode()),
+            (_OPEN, f'<c t="inlineStr" s="{_STYLE_TEXT}"><is><t>'.encode())]
 
     def _info(self, name: str) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible bytes
