@@ -445,6 +445,7 @@ def fill_raw(service: RegisterService) -> None:
         numbers.add(value)
         rows.append({column: value[: RAW_MAX.get(column, 300)]})
         rows.append({"address": value})
+    rows += [{"city": "\x7f"}, {"name": "\x7f", "address": "\x7f"}, {"phone": "\x7f\x7f"}]  # as the mark
     for i in range(0, len(values), 4):
         rows.append({c: values[(i + 7 * j) % len(values)][: RAW_MAX.get(c, 300)]
                      for j, c in enumerate(RAW_COLUMNS[1:])})

@@ -647,7 +647,8 @@ _ROW, _ROW_NUMBER_END, _OPEN, _CLOSE, _OPEN_WRAP, _ROW_END, _EMPTY, _EMPTY_WRAP 
     bytes([i]) for i in range(1, 9))
 # A row of values less the brackets, and its number: '<row r="N"><c…><t>' values '</t></c></row>'.
 _JSON_ROW = _ROW + b"%d" + _ROW_NUMBER_END + _OPEN + b"%s" + _CLOSE + _ROW_END
-# Before each value of a wrapping (multi-line) column in SQLite's JSON: tells its cells apart.
+# An element of SQLite's JSON before each value of a wrapping (multi-line) column: tells their
+# cells apart (a constant in SQL, where putting it in front of the value would cost a copy).
 _WRAP_MARK = "\x7f"
 # Passes over a run that look at the byte after a cell's start. A regular expression that starts
 # with a literal byte finds it faster than bytes.replace or `in` find two bytes.
@@ -683,8 +684,9 @@ class _XlsxWriter:
         self.rows_in_sheet = 0
         self.bytes_in_sheet = 0
         styles = [_STYLE_WRAP if FIELD_BY_NAME[n].multiline else _STYLE_TEXT for n in self.names]
-        self.wrap_at = [i for i, s in enumerate(styles) if s == _STYLE_WRAP]
-        self.wrapping = len(self.wrap_at)
+        wrap_at = [i for i, s in enumerate(styles) if s == _STYLE_WRAP]
+        self.wrapping = len(wrap_at)
+        self.marks_at = {i + k for k, i in enumerate(wrap_at)}  # the marks in the JSON
         self.empty = [f'<c s="{s}"/>' for s in styles]
         self.open = [f'<c t="inlineStr" s="{s}"><is><t>' for s in styles]
         # xml:space="preserve": Excel keeps the spaces at the ends of the value as they are.
@@ -812,7 +814,7 @@ class _XlsxWriter:
 
     def json_lines(self, lines: Sequence[bytes]) -> None:
         """Write rows given as SQLite's ``json_array`` of their values (Kundtyp in words, not
-        guarded, :data:`_WRAP_MARK` before the values of wrapping columns), as bytes. A row the
+        guarded, a :data:`_WRAP_MARK` before each value of a wrapping column), as bytes. A row the
         bulk passes of :meth:`_json_run` cannot take is decoded and rendered as :meth:`rows`
         renders it (JSON holds every value exactly, NUL and all)."""
         values = [line[2:-2] for line in lines]  # less the '["' and '"]' around the values
@@ -827,10 +829,8 @@ class _XlsxWriter:
 
     def _json_row(self, line: bytes, number: int) -> bytes:
         """One row of :meth:`json_lines` the way :meth:`rows` writes it."""
-        values: list[str] = json.loads(line)
-        for i in self.wrap_at:
-            values[i] = values[i][len(_WRAP_MARK) :]
-        return self._render([[excel_guard(v) for v in values]], number).encode("utf-8")
+        values = [excel_guard(v) for i, v in enumerate(json.loads(line)) if i not in self.marks_at]
+        return self._render([values], number).encode("utf-8")
 
     def _json_parts(self, lines: Sequence[bytes], start: int, stop: int, first: int,
                     parts: list[bytes | int]) -> None:
@@ -871,8 +871,9 @@ class _XlsxWriter:
         # No value holds '"': each '","' ends one value and starts the next.
         data = data.replace(b'","', _CLOSE + _OPEN)
         size = len(data)
-        data = data.replace(_OPEN + _WRAP_MARK.encode(), _OPEN_WRAP)
-        if size - len(data) != self.wrapping * n or _WRAP_MARK.encode() in data:
+        mark = _OPEN + _WRAP_MARK.encode() + _CLOSE + _OPEN  # the mark's cell and the next
+        data = data.replace(mark, _OPEN_WRAP)
+        if size - len(data) != (len(mark) - 1) * self.wrapping * n or _WRAP_MARK.encode() in data:
             return None  # the mark is also in a value
         if _JSON_LEADING_SPACE.search(data) or _JSON_LEADING_SPACE_WRAP.search(data) or \
                 b" " + _CLOSE in data or \
@@ -969,8 +970,11 @@ def _sqlite_json_lines(selection: _Selection, kind: ExportKind) -> Iterator[list
     ``json_array`` escapes exactly the characters that need a closer look (and keeps a NUL, which
     ``printf`` would cut a value at). The Excel guard is left to Python: in SQL it would cost
     as much as the rest of the query."""
-    values = [sa.literal(_WRAP_MARK) + col if FIELD_BY_NAME[name].multiline else col
-              for name, col in zip(_fields(kind), _sql_values(kind, guard=False), strict=True)]
+    values: list[sa.ColumnElement[Any]] = []
+    for name, col in zip(_fields(kind), _sql_values(kind, guard=False), strict=True):
+        if FIELD_BY_NAME[name].multiline:
+            values.append(sa.literal(_WRAP_MARK))
+        values.append(col)
     for chunk in selection.stream([sa.cast(sa.func.json_array(*values), sa.LargeBinary)]):
         yield [r[0] for r in chunk]
 
