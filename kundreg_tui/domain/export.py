@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -566,8 +566,6 @@ _STYLE_TEXT, _STYLE_WRAP, _STYLE_HEADER = 1, 2, 3
 # Whitespace that XML lets a reader drop at the ends of a text: a value that starts or ends with
 # one is written with xml:space="preserve", which tells Excel to keep it as it is.
 _XML_SPACE = " \t\n\r"
-# A row (values joined with tab) where a value may start or end with such whitespace.
-_XML_EDGE_SPACE = re.compile("(?:^|\t)[ \t\n\r]|[ \t\n\r](?:\t|$)")
 # Deflate level of the sheets (the bulk of the file): 1 is several times faster than zlib's default
 # and the file only a fifth larger.
 _SHEET_LEVEL = 1
@@ -794,16 +792,18 @@ class _XlsxWriter:
         out: list[str] = []
         add = out.append
         slow = _XML_SLOW_ROW.search
-        edge = _XML_EDGE_SPACE.search
         pieces_for = self._pieces
-        space = _XML_SPACE
+        strip, space = str.strip, repeat(_XML_SPACE)
+        values = list(chain.from_iterable(rows))
+        edges = list(map(strip, values, space)) != values  # whitespace at an end of a value?
         for n, row in enumerate(rows, first):
+            mask: tuple[int, ...] = tuple(map(bool, row))
+            if edges:
+                stripped = list(map(strip, row, space))
+                if stripped != row:
+                    mask = tuple((2 if s != v else 1) if v else 0
+                                 for v, s in zip(row, stripped, strict=True))
             joined = "\t".join(row)
-            if edge(joined):
-                mask = tuple((2 if v[0] in space or v[-1] in space else 1) if v else 0
-                             for v in row)
-            else:
-                mask = tuple(map(bool, row))
             if slow(joined) or "_x" in joined:
                 row = [xml_text(v) for v in row]
             pieces = pieces_for(mask)
