@@ -66,7 +66,7 @@ from kundreg_tui.domain.fields import (
     KIND_PERSON,
 )
 from kundreg_tui.domain.models import customer_table
-from kundreg_tui.domain.register import SORT_COLUMNS, RegisterService, Sort, search_clause
+from kundreg_tui.domain.register import RegisterService, Sort, search_clause, sort_order
 from kundreg_tui.i18n import N_, _, ngettext
 
 __all__ = [
@@ -297,11 +297,6 @@ def default_file_name(kind: ExportKind, today: datetime | None = None) -> str:
 # Reading
 
 
-def _order(sort: Sort) -> list[sa.ColumnElement[Any]]:
-    col = SORT_COLUMNS.get(sort.column, C.number_key)
-    return [col.desc(), C.id.desc()] if sort.descending else [col.asc(), C.id.asc()]
-
-
 _ID_TABLE_NAME = "kundreg_export_ids"
 
 
@@ -352,7 +347,7 @@ class _Selection:
         return int(self.conn.execute(stmt).scalar_one())
 
     def select(self, columns: Sequence[sa.ColumnElement[Any]]) -> sa.Select[Any]:
-        return self._from(sa.select(*columns)).order_by(*_order(self.request.sort))
+        return self._from(sa.select(*columns)).order_by(*sort_order(self.request.sort))
 
     def stream(self, columns: Sequence[sa.ColumnElement[Any]]) -> Iterator[Sequence[Any]]:
         """Chunks of rows, streamed: a server-side cursor on PostgreSQL; on SQLite the driver's

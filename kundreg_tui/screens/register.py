@@ -221,7 +221,10 @@ class RegisterScreen(Screen[None]):
 
     @on(PagedTable.SourceError)
     def _source_error(self, event: PagedTable.SourceError) -> None:
-        tell(self.app, _("Kunde inte läsa registret: {e}").format(e=event.error), severity="error")
+        self._tell_read_error(event.error)
+
+    def _tell_read_error(self, error: BaseException) -> None:
+        tell(self.app, _("Kunde inte läsa registret: {e}").format(e=error), severity="error")
 
     def _update_status(self) -> None:
         shown = self.table.row_count
@@ -295,7 +298,7 @@ class RegisterScreen(Screen[None]):
 
     def _first_page_failed(self, error: Exception) -> None:
         self._settled()
-        tell(self.app, _("Kunde inte läsa registret: {e}").format(e=error), severity="error")
+        self._tell_read_error(error)
 
     def _show_first_page(self, source: RegisterSource, rows: Sequence[Row], count: int | None) -> None:
         if source.query != self.query_text or source.sort != self.sort:
