@@ -169,3 +169,73 @@ def test_chunks_made_from_the_first_are_customers_too(sqlite_engine: sa.Engine) 
     repeats = sum(person(a) == person(b) for a, b in zip(rows[:700], rows[700:1400], strict=True))
     assert repeats < 10
     assert len({person(r) for r in rows}) > 0.95 * count
+
+
+def _journal_mode(engine: sa.Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+
+
+def test_fill_of_an_empty_register_in_chunks(sqlite_engine: sa.Engine) -> None:
+    """Into an empty SQLite register the fill goes through a rollback journal (written once)
+    and the indexes are built at the end; afterwards the register is in WAL as always."""
+    service = RegisterService(sqlite_engine)
+    count = 2500
+    journal = Path(f"{sqlite_engine.url.database}-journal")
+    seen: list[bool] = []
+    assert fill_demo(sqlite_engine, count, chunk=700, progress=lambda *_: seen.append(journal.exists())) == count
+    assert seen and all(seen)  # the rollback journal, not the WAL
+    assert not journal.exists()
+    rows = all_rows(sqlite_engine)
+    assert [r["number"] for r in rows] == [str(n) for n in range(1001, 1001 + count)]
+    assert service.next_number() == str(1001 + count)
+    filled = (service, rows)
+    test_rows_validate_cleanly(filled)
+    test_stored_keys_equal_derived_columns(filled)
+    test_emails_unique(filled)
+    assert _journal_mode(sqlite_engine) == "wal"
+    with sqlite_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY again
+    with sqlite_engine.connect() as conn:
+        names = set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
+    assert {index.name for index in customer_table.indexes} <= names
+
+
+def test_fill_that_fails_leaves_the_register_as_it_was(sqlite_engine: sa.Engine) -> None:
+    service = RegisterService(sqlite_engine)
+
+    def stop(done: int, _total: int) -> None:
+        if done >= 1400:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fill_demo(sqlite_engine, 2500, chunk=700, progress=stop)
+    assert all_rows(sqlite_engine) == []
+    assert service.next_number() == "1001"
+    assert _journal_mode(sqlite_engine) == "wal"
+    with sqlite_engine.connect() as conn:
+        names = set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
+    assert {index.name for index in customer_table.indexes} <= names
+    assert fill_demo(sqlite_engine, 300) == 300
+
+
+def test_fill_while_another_program_has_the_register_open(sqlite_engine: sa.Engine) -> None:
+    """Someone else's open connection keeps the register in WAL; the fill goes through it."""
+    import sqlite3
+
+    path = sqlite_engine.url.database
+    assert path
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("SELECT count(*) FROM customer").fetchone() == (0,)
+        journal = Path(f"{path}-journal")
+        seen: list[bool] = []
+        assert fill_demo(sqlite_engine, 1500, chunk=700, progress=lambda *_: seen.append(journal.exists())) == 1500
+        assert seen and not any(seen)
+        assert other.execute("SELECT count(*) FROM customer").fetchone() == (1500,)
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        other.close()

@@ -142,6 +142,49 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def fill_tx(engine: Engine) -> Iterator[Connection]:
+    """The write transaction of a bulk fill (``kundreg demo``).
+
+    On SQLite, into an empty register that no other connection has open, the rows go
+    through a rollback journal instead of the WAL: a new page is then written once, to the
+    file, rather than to the WAL and again at the checkpoint, and the transaction is still
+    all or nothing (the journal keeps the few pages there were before; new pages past the
+    old end of the file need no copy). The register is back in WAL before this returns,
+    and ``make_engine`` puts it back on opening, should the process die in between.
+    Otherwise this is ``write_tx``."""
+    if not is_sqlite(engine):
+        with write_tx(engine) as conn:
+            yield conn
+        return
+    engine.dispose()  # our own idle connections would keep the register in WAL
+    try:
+        with engine.connect() as conn:
+            dbapi = conn.connection.driver_connection
+            assert dbapi is not None
+            empty = dbapi.execute("SELECT NOT EXISTS (SELECT 1 FROM customer)").fetchone()[0]
+            switched = bool(empty) and _journal_mode(dbapi, "delete")
+            dbapi.execute("PRAGMA temp_store=FILE")
+            try:
+                with conn.execution_options(kundreg_write=True).begin():
+                    yield conn
+            finally:
+                dbapi.execute("PRAGMA temp_store=MEMORY")
+                if switched:
+                    dbapi.execute("PRAGMA journal_mode=WAL")
+    except sa.exc.DBAPIError as exc:
+        _raise_fault(exc, engine)
+        raise
+
+
+def _journal_mode(dbapi: Any, mode: str) -> bool:
+    """Switch a SQLite connection's journal mode; False when another connection prevents it."""
+    try:
+        return bool(dbapi.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode)
+    except Exception:  # "database is locked": someone else has it open
+        return False
+
+
+@contextmanager
 def read_conn(engine: Engine) -> Iterator[Connection]:
     try:
         with engine.connect() as conn:
