@@ -239,3 +239,39 @@ def test_fill_while_another_program_has_the_register_open(sqlite_engine: sa.Engi
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         other.close()
+
+
+def test_demo_killed_while_filling_leaves_an_empty_register(tmp_path: Path) -> None:
+    """``kundreg demo`` killed at any moment of a fill through the rollback journal: on opening,
+    the register is empty (or complete), in WAL, and whole."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    count = 60_000
+    root = Path(__file__).resolve().parent.parent
+    outcomes = []
+    for delay in (0.4, 1.0, 1.6, 2.4):
+        db = tmp_path / f"kill-{delay}.db"
+        proc = subprocess.Popen([sys.executable, "-m", "kundreg_tui", "--db", str(db), "demo", "--count", str(count)],
+                                cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        engine = make_engine(f"sqlite:///{db}")
+        migrate(engine)
+        rows = len(all_rows(engine))
+        engine.dispose()
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            conn.close()
+        assert rows in (0, count)
+        outcomes.append(rows)
+    assert 0 in outcomes  # at least one kill landed inside the fill
