@@ -1004,3 +1004,31 @@ def test_cli_terminal_output_shows_control_characters() -> None:
         safe.write(text[i : i + 1])
     safe.flush()
     assert raw.getvalue().decode() == "a␛[31mb\nÅ😀\n"
+
+
+
+@pytest.mark.parametrize("kind", [ExportKind.CSV, ExportKind.EXCEL_CSV])
+@pytest.mark.parametrize("sort", [Sort(), Sort("name", True)])
+def test_fast_csv_writes_the_same_bytes_for_awkward_values(raw_service: RegisterService, kind: ExportKind,
+                                                          sort: Sort) -> None:
+    """Every awkward value but NUL (``test_fast_csv_and_a_stored_nul``)."""
+    if raw_service.engine.dialect.name == "sqlite":
+        with raw_service.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM customer WHERE instr(" + " || ".join(RAW_COLUMNS) + ", char(0))")
+    for delimiter in (None, ";", "\t", "|"):
+        wanted = ExportRequest(kind=kind, sort=sort, delimiter=delimiter)
+        assert export_bytes(raw_service, wanted, fast=True) == export_bytes(raw_service, wanted, fast=False)
+
+
+@pytest.mark.xfail(strict=True, reason="SQLite's printf ends a value at NUL")
+@pytest.mark.parametrize("kind", [ExportKind.CSV, ExportKind.EXCEL_CSV])
+def test_fast_csv_and_a_stored_nul(sqlite_engine: sa.Engine, kind: ExportKind) -> None:
+    """A NUL that another program stored in SQLite ends the value in the fast CSV (``printf``'s
+    ``%w`` stops at it): a known limit, kept visible here. Finding such rows per line cost
+    2.5-3.5 s at 1M (15 ``length(CAST(… AS BLOB))`` and a byte count of each chunk), half the
+    export's time again, for values kundreg itself never stores."""
+    service = RegisterService(sqlite_engine, actor="test")
+    service.create({"number": "1", "name": "Kund", "email": "k@exempel.se"})
+    write_raw(service, "1", {"notes": "före\x00efter"})
+    wanted = ExportRequest(kind=kind)
+    assert export_bytes(service, wanted, fast=True) == export_bytes(service, wanted, fast=False)
