@@ -130,11 +130,22 @@ def test_same_seed_same_register_sqlite(tmp_path: Path) -> None:
     assert make("a.db") == make("b.db")
 
 
+def _index_names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
+
+
+def _customers_as_stored_by_the_register(service: RegisterService, rows: list[dict[str, Any]]) -> None:
+    filled = (service, rows)
+    test_rows_validate_cleanly(filled)
+    test_stored_keys_equal_derived_columns(filled)
+    test_emails_unique(filled)
+
+
 def test_sqlite_indexes_rebuilt_after_bulk_fill(sqlite_engine: sa.Engine) -> None:
     fill_demo(sqlite_engine, 100)  # into an empty register: indexes dropped and built again
-    with sqlite_engine.connect() as conn:
-        names = set(conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
+    names = _index_names(sqlite_engine)
     for index in customer_table.indexes:
         assert index.name in names
 
@@ -158,10 +169,7 @@ def test_chunks_made_from_the_first_are_customers_too(sqlite_engine: sa.Engine) 
     rows = all_rows(sqlite_engine)[1:]
     assert [r["number"] for r in rows] == [str(n) for n in range(1002, 1002 + count)]
     assert service.next_number() == str(1002 + count)
-    filled = (service, rows)
-    test_rows_validate_cleanly(filled)
-    test_stored_keys_equal_derived_columns(filled)
-    test_emails_unique(filled)
+    _customers_as_stored_by_the_register(service, rows)
     # Not the first chunk again: each later customer combines other rows of it.
     def person(r: dict[str, Any]) -> tuple[str, str, str]:
         return (r["name"], r["address"], r["phone"])
@@ -189,18 +197,12 @@ def test_fill_of_an_empty_register_in_chunks(sqlite_engine: sa.Engine) -> None:
     rows = all_rows(sqlite_engine)
     assert [r["number"] for r in rows] == [str(n) for n in range(1001, 1001 + count)]
     assert service.next_number() == str(1001 + count)
-    filled = (service, rows)
-    test_rows_validate_cleanly(filled)
-    test_stored_keys_equal_derived_columns(filled)
-    test_emails_unique(filled)
+    _customers_as_stored_by_the_register(service, rows)
     assert _journal_mode(sqlite_engine) == "wal"
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY again
-    with sqlite_engine.connect() as conn:
-        names = set(conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
-    assert {index.name for index in customer_table.indexes} <= names
+    assert {index.name for index in customer_table.indexes} <= _index_names(sqlite_engine)
 
 
 def test_fill_that_fails_leaves_the_register_as_it_was(sqlite_engine: sa.Engine) -> None:
@@ -215,10 +217,7 @@ def test_fill_that_fails_leaves_the_register_as_it_was(sqlite_engine: sa.Engine)
     assert all_rows(sqlite_engine) == []
     assert service.next_number() == "1001"
     assert _journal_mode(sqlite_engine) == "wal"
-    with sqlite_engine.connect() as conn:
-        names = set(conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer'").scalars())
-    assert {index.name for index in customer_table.indexes} <= names
+    assert {index.name for index in customer_table.indexes} <= _index_names(sqlite_engine)
     assert fill_demo(sqlite_engine, 300) == 300
 
 

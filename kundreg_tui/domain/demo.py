@@ -282,12 +282,6 @@ def fill_demo(engine: Engine, count: int, seed: int = 1,
               progress: Callable[[int, int], None] | None = None, chunk: int = 100_000) -> int:
     """Add ``count`` demo customers numbered after the register's series; returns how many."""
     with fill_tx(engine) as conn:
-        return _fill(conn, engine, count, seed, progress, chunk)
-
-
-def _fill(conn: sa.Connection, engine: Engine, count: int, seed: int,
-          progress: Callable[[int, int], None] | None, chunk: int) -> int:
-    if True:
         value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == NEXT_NUMBER_KEY)).scalar()
         top = conn.execute(sa.select(sa.func.max(customer_table.c.id))).scalar() or 0
         start = max(int(value) if value else FIRST_NUMBER, FIRST_NUMBER + top)
