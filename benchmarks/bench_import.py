@@ -54,7 +54,7 @@ t0 = time.perf_counter()
 source = open_csv(Path(csv_path))
 mapping = [s.field for s in suggest_mapping(source.header)]
 plan = ImportPlan(engine, ImportOptions(source="cli", label=Path(csv_path).name), actor="bench")
-counts = plan.build(source.iter_records(), mapping)
+counts = plan.build(source, mapping)
 t1 = time.perf_counter()
 receipt = plan.commit()
 t2 = time.perf_counter()

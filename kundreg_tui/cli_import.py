@@ -207,7 +207,7 @@ def import_cmd(ctx: click.Context, file: str, encoding: str | None, delimiter: s
     with ImportPlan(service.engine, options) as plan:
         try:
             for attempt in (1, 2):
-                counts = plan.build(source.iter_records(), fields)
+                counts = plan.build(source, fields)
                 errors = counts.get("error", 0)
                 if dry_run or (strict and errors) or not (counts["new"] or counts["update"]):
                     break

@@ -714,10 +714,22 @@ class CsvSource:
         self.header: list[str] = []
         self.header_line: int | None = None
         self._pending: Iterator[Record] | None = None
+        self._read_elsewhere: int | None = None
         self._start()
 
     @property
+    def path(self) -> str | os.PathLike[str] | None:
+        """The file read, when the input is one (not a stream or text)."""
+        return self._opened.path
+
+    def note_read_elsewhere(self, count: int) -> None:
+        """Progress of a pass run by another process (``bytes_read`` reports it)."""
+        self._read_elsewhere = count
+
+    @property
     def bytes_read(self) -> int:
+        if self._read_elsewhere is not None:
+            return self._read_elsewhere
         if self._counter is not None:
             return self._counter.count
         if self._text_stream is not None and not self._text_stream.closed:
@@ -728,6 +740,7 @@ class CsvSource:
 
     def _open_lines(self) -> tuple[Iterator[str], list[io.IOBase]]:
         """Physical lines (with their line endings) from the start; opened eagerly."""
+        self._read_elsewhere = None
         if self._opened.text is not None:
             stream = io.StringIO(self._opened.text, newline="")
             self._text_stream, self._counter = stream, None

@@ -32,14 +32,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter, itemgetter
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from kundreg_tui.domain.chunks import (
+    ChildChunks,
+    ChildFailed,
+    Chunk,
+    Preparer,
+    RecordLike,
+    number_int,
+    use_child,
+)
+from kundreg_tui.domain.csvread import CsvReadError
 from kundreg_tui.domain.database import current_actor, write_tx
-from kundreg_tui.domain.fastpath import CELL_SEP, ChunkResult, KeyCache, validate_rows
+from kundreg_tui.domain.fastpath import CELL_SEP, KeyCache
 from kundreg_tui.domain.fields import FIELD_BY_NAME, FIELD_NAMES, KIND_COMPANY, KIND_PERSON
 from kundreg_tui.domain.models import batch_table, change_table, customer_table, meta_table
 from kundreg_tui.domain.register import FIRST_NUMBER, NEXT_NUMBER_KEY, RegisterError, now
@@ -52,12 +62,14 @@ from kundreg_tui.domain.validation import (
 )
 from kundreg_tui.i18n import N_, _
 
+if TYPE_CHECKING:
+    from kundreg_tui.domain.csvread import CsvSource
+
 C = customer_table.c
 NEW, UPDATE, SAME, ERROR = "new", "update", "same", "error"
 CLASSES = (NEW, UPDATE, SAME, ERROR)
 KEY_FIELDS = ("number", "email")
 DERIVED = ("number_key", "name_key", "city_key", "email_key", "search_key")
-CHUNK = 8192
 MAX_PARAMS = 30_000  # bound parameters per SQLite INSERT statement (its limit is 32,766)
 STAGE, NEW_T, UPD_T, ROW_T, UROW_T = "kr_stage", "kr_new", "kr_upd", "kr_newrow", "kr_updrow"
 # Derived keys a changed field moves.
@@ -65,7 +77,6 @@ _DERIVED_BY = {"name": ("name_key", "search_key"), "city": ("city_key",),
                "email": ("email_key", "search_key"), "org_number": ("search_key",)}
 _FIELD_BIT = {n: 1 << i for i, n in enumerate(FIELD_NAMES)}
 _JSON = json.JSONEncoder(ensure_ascii=False)
-_LINE, _VALUES, _PROBLEM = attrgetter("line"), attrgetter("values"), attrgetter("problem")
 _STALE = N_("Kundregistret har ändrats sedan förhandsgranskningen gjordes. "
             "Gör en ny förhandsgranskning innan du importerar.")
 
@@ -80,12 +91,6 @@ class StalePlan(ImportError_):
 
 class Cancelled(ImportError_):
     pass
-
-
-class RecordLike(Protocol):
-    line: int
-    values: list[str]
-    problem: str | None
 
 
 @dataclass
@@ -160,21 +165,6 @@ def register_fingerprint(conn: Connection) -> str:
     return json.dumps(list(row))
 
 
-@dataclass
-class _Chunk:
-    """A chunk of input rows, validated, waiting for its look-ups."""
-
-    result: ChunkResult
-    problems: dict[int, str]
-    lines: list[int]
-    numbers: list[str | None]
-    knums: list[str | None]
-    kmails: list[str | None]
-    payloads: list[str]
-    order: list[int]  # the rows that are staged (blank ones left out)
-    live: list[int]  # the rows that can be matched (no problem, no invalid value)
-
-
 # What a number finds, as strings: [number, id, live ("1"/"0"), version, e-mail key ("" for none),
 # stored values (joined as staged), stored extra values (when the rules need some)]; what an e-mail
 # finds: [e-mail key, id, version, stored values, stored extra values].
@@ -221,8 +211,12 @@ def _short_switches(on: bool) -> None:
                 sys.setswitchinterval(_switch_users[1])
 
 
-def _number_int(number: str) -> int | None:
-    return int(number) if number.isdigit() and number.isascii() and len(number) < 19 else None
+def _child_failures(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """A child process that stops without an answer is an import error, said plainly."""
+    try:
+        yield from chunks
+    except ChildFailed as exc:
+        raise ImportError_(_("Inläsningen avbröts: {problem}").format(problem=exc)) from None
 
 
 class ImportPlan:
@@ -367,7 +361,7 @@ class ImportPlan:
                    f"old_version INTEGER NOT NULL, colset INTEGER NOT NULL, changes TEXT NOT NULL)")
 
     # ------------------------------------------------------------------ planning
-    def build(self, records: Iterable[RecordLike], mapping: Sequence[str | None],
+    def build(self, records: Iterable[RecordLike] | CsvSource, mapping: Sequence[str | None],
               progress: Callable[[int], None] | None = None,
               cancelled: Callable[[], bool] | None = None) -> dict[str, int]:
         """Read, validate and classify every row. ``mapping[i]``: the field of column i or None."""
@@ -415,118 +409,89 @@ class ImportPlan:
                     conn.execution_options(isolation_level=self.engine.dialect.default_isolation_level)
         return self.counts
 
-    def _load(self, records: Iterable[RecordLike], progress: Callable[[int], None] | None,
+    def _load(self, records: Iterable[RecordLike] | CsvSource, progress: Callable[[int], None] | None,
               cancelled: Callable[[], bool] | None) -> None:
         """Read, validate, classify and stage the rows a chunk at a time, in a pipeline: while a
         worker thread writes chunk *k - 1* to the staging table and looks chunk *k* up in the
         register (a few long SQL statements, run by SQLite with the GIL released), this thread reads
-        and validates chunk *k + 1*; then it classifies chunk *k*. The connection is only ever used
-        by one thread at a time."""
-        mapping = self.mapping
-        width = len(mapping)
-        idx = [i for i, f in enumerate(mapping) if f]
-        names: list[str] = [f for f in (mapping[i] for i in idx) if f is not None]
-        project: Callable[[Sequence[str]], Sequence[str]] | None
-        if len(idx) == 1:
-            only = idx[0]
-            project = lambda v: (v[only],)  # noqa: E731
-        elif idx == list(range(width)):
-            project = None
+        and validates chunk *k + 1* (or, for a big file, takes it from the child process that reads
+        and validates it: ``chunks.ChildChunks``); then it classifies chunk *k*. The connection is
+        only ever used by one thread at a time."""
+        preparer = Preparer(self.mapping, self.options.empty_clears, self._next_number)
+        child: ChildChunks | None = None
+        if hasattr(records, "iter_records"):  # a CsvSource: a big file is read in a child process
+            source = cast("CsvSource", records)
+            if use_child(source):
+                assert source.path is not None
+                child = ChildChunks(source.path, source.settings, self.mapping, self.options.empty_clears,
+                                    self._next_number, on_read=source.note_read_elsewhere,
+                                    read_error=CsvReadError)
+                chunks = _child_failures(iter(child))
+            else:
+                chunks = preparer.chunks(cast("Iterable[RecordLike]", source.iter_records()))
         else:
-            project = itemgetter(*idx)
+            chunks = preparer.chunks(records)
         seq = 0
-        it = iter(records)
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kundreg-import")
-        waiting: tuple[_Chunk, Future[_Found | None]] | None = None
+
+        def run(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+            """A job for the worker thread (jobs run one at a time, in order), or run now."""
+            if self.pipeline:
+                return worker.submit(fn, *args)
+            now: Future[Any] = Future()
+            now.set_result(fn(*args))
+            return now
+
+        waiting: tuple[Chunk, Future[_Found]] | None = None
+        staging: list[Future[Any]] = []
         if self.pipeline:
             _short_switches(True)
         try:
             while True:
-                chunk = list(itertools.islice(it, CHUNK))
-                prepared = self._prepare(chunk, names, width, project) if chunk else None
-                batches: list[tuple[str, tuple[Any, ...]]] = []
-                if waiting is not None:
-                    done, job = waiting
-                    waiting = None
-                    found = job.result()
-                    assert found is not None
-                    batches = self._stage_rows(*self._match(seq, done, found))
-                    self._see_keys("k_number", seq, done.order, done.knums)
-                    self._see_keys("k_email", seq, done.order, done.kmails)
-                    seq += len(done.order)
-                    if progress:
-                        progress(seq)
-                    if cancelled and cancelled():
-                        raise Cancelled(_("Inläsningen avbröts."))
+                prepared = next(chunks, None)
+                if waiting is None:
+                    if prepared is None:
+                        break
+                    waiting = (prepared, run(self._lookup, prepared))
+                    continue
+                done, job = waiting
+                found = job.result()
+                # SQLite: the next chunk is looked up while this one is classified; its staging
+                # follows in the worker. (PostgreSQL stages from this thread, so it looks up after.)
+                waiting = (prepared, run(self._lookup, prepared)) if prepared is not None and self.sqlite else None
+                batches = self._stage_rows(*self._match(seq, done, found))
+                if batches:
+                    staging.append(run(self._run_batches, batches))
+                if prepared is not None and waiting is None:
+                    waiting = (prepared, run(self._lookup, prepared))
+                self._see_keys("k_number", seq, done.order, done.knums)
+                self._see_keys("k_email", seq, done.order, done.kmails)
+                seq += len(done.order)
+                for fut in [f for f in staging if f.done()]:
+                    fut.result()  # a failed write stops the plan here
+                    staging.remove(fut)
+                if progress:
+                    progress(seq)
+                if cancelled and cancelled():
+                    raise Cancelled(_("Inläsningen avbröts."))
                 if prepared is None:
-                    self._run_batches(batches)
                     break
-                if self.pipeline:
-                    waiting = (prepared, worker.submit(self._write_then_lookup, batches, prepared))
-                else:
-                    now_done: Future[_Found | None] = Future()
-                    now_done.set_result(self._write_then_lookup(batches, prepared))
-                    waiting = (prepared, now_done)
+            for fut in staging:
+                fut.result()
         finally:
-            if waiting is not None:
-                waiting[1].exception()  # never leave the worker on the connection
-            worker.shutdown(wait=True)
+            # Never leave the worker on the connection: the running job ends, queued ones are dropped.
+            worker.shutdown(wait=True, cancel_futures=True)
             if self.pipeline:
                 _short_switches(False)
+            if child is not None:
+                child.close()
+        if child is not None:
+            self.blank_rows, self._typed_high = child.blank_rows, child.typed_high
+            cast("CsvSource", records).blank_rows = child.source_blank_rows
+        else:
+            self.blank_rows, self._typed_high = preparer.blank_rows, preparer.typed_high
         if seq == 0:
             raise ImportError_(_("Det finns inga rader att importera."))
-
-    def _prepare(self, chunk: list[RecordLike], names: list[str], width: int,
-                 project: Callable[[Sequence[str]], Sequence[str]] | None) -> _Chunk:
-        """A chunk validated (column by column), with its staged values and its keys."""
-        problems: dict[int, str] = {}
-        if any(map(_PROBLEM, chunk)):
-            vals: list[Sequence[str]] = []
-            for j, record in enumerate(chunk):
-                values = record.values
-                if record.problem:
-                    problems[j] = record.problem
-                    values = (list(values) + [""] * width)[:width]
-                vals.append(values)
-        else:
-            vals = list(map(_VALUES, chunk))
-        rows: Sequence[Sequence[str]] = vals if project is None else list(map(project, vals))
-        result = validate_rows(names, rows, empty_clears=self.options.empty_clears)
-        cols = result.cols
-        n = len(rows)
-        keep = [j for j in range(n) if j not in result.blank or j in problems] if result.blank else None
-        if keep is not None:
-            self.blank_rows += n - len(keep)
-        payloads = list(map(CELL_SEP.join, zip(*(cols[f] for f in names), strict=True))) if len(names) > 1 \
-            else list(cols[names[0]])
-        numbers: list[str | None]
-        knums: list[str | None]
-        kmails: list[str | None]
-        if "number" in cols:
-            ncol = cols["number"]
-            numbers = [v or None for v in ncol]
-            joined = "\x00".join(ncol)
-            knums = [v or None for v in joined.lower().split("\x00")] if joined.isascii() \
-                else [v.casefold() or None for v in ncol]
-            low = len(str(self._next_number))
-            for v in ncol:  # typed numbers above the series: skipped when numbers are handed out
-                if len(v) >= low and v.isdigit():
-                    num = _number_int(v)
-                    if num is not None and num >= self._next_number:
-                        self._typed_high.add(num)
-        else:
-            numbers = knums = [None] * n
-        if "email" in cols:
-            ecol = cols["email"]
-            joined = "\x00".join(ecol)
-            kmails = [v or None for v in (joined.lower().split("\x00") if joined.isascii()
-                                         else [v.casefold() for v in ecol])]
-        else:
-            kmails = [None] * n
-        order = list(keep) if keep is not None else list(range(n))
-        errors = result.errors
-        live = [j for j in order if j not in problems and j not in errors] if (errors or problems) else order
-        return _Chunk(result, problems, list(map(_LINE, chunk)), numbers, knums, kmails, payloads, order, live)
 
     _STAGE_COLS = ("seq", "line", "f_number", "k_number", "k_email", "payload", "cls", "cust_id", "old_version",
                    "reason", "warning")
@@ -546,11 +511,6 @@ class ImportPlan:
         if updates:
             batches += self._insert_batches(UPD_T, ("cust_id", "seq", "old_version", "colset", "changes"), updates)
         return batches
-
-    def _write_then_lookup(self, batches: list[tuple[str, tuple[Any, ...]]], chunk: _Chunk | None) -> _Found | None:
-        """(Worker thread.) Stage the classified chunk, then look the next one up."""
-        self._run_batches(batches)
-        return self._lookup(chunk) if chunk is not None else None
 
     # ------------------------------------------------------------------ matching (per chunk)
     def _stored_payload(self, alias: str, fields: Sequence[str] | None = None) -> str:
@@ -603,7 +563,7 @@ class ImportPlan:
             return [["" if v is None else str(v) for v in r] for r in rows]
         return out
 
-    def _lookup(self, chunk: _Chunk) -> _Found:
+    def _lookup(self, chunk: Chunk) -> _Found:
         """(Worker thread.) The customers a chunk's keys find: by number, any customer ever (a
         deleted number is never used again); by e-mail, live customers. Values stay strings."""
         numbers, kmails = chunk.numbers, chunk.kmails
@@ -634,7 +594,7 @@ class ImportPlan:
                 f"c.email_key {clause} AND c.deleted_at IS NULL AND c.email_key IS NOT NULL", params)}
         return _Found(by_number, by_email)
 
-    def _match(self, seq: int, chunk: _Chunk,
+    def _match(self, seq: int, chunk: Chunk,
                found: _Found) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Classify the rows of a chunk: their staging rows and their changes. A row's number and
         e-mail must find the same customer (or the e-mail none); a found customer is *oförändrad*
@@ -1138,7 +1098,7 @@ class ImportPlan:
         if done != expected:
             raise StalePlan(_(_STALE))
         # The series moves past every number used.
-        top = max((v for v in (_number_int(n) for (n,) in conn.exec_driver_sql(
+        top = max((v for v in (number_int(n) for (n,) in conn.exec_driver_sql(
             f"SELECT number FROM {ROW_T}").fetchall()) if v is not None), default=None)
         if top is not None:
             current = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == NEXT_NUMBER_KEY)).scalar()

@@ -9,9 +9,9 @@ import is left (back to edit, a fresh preview, the receipt, or the screen closin
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -29,7 +29,6 @@ from kundreg_tui.domain.importer import (
     ImportOptions,
     ImportPlan,
     Receipt,
-    RecordLike,
 )
 from kundreg_tui.domain.register import RegisterService
 from kundreg_tui.i18n import _, ngettext
@@ -161,10 +160,7 @@ class BuildScreen(ModalScreen[BuildOutcome]):
             self._source = source
             plan = ImportPlan(self.service.engine, self.options, actor=self.service.actor)
             try:
-                # csvread.Record is a NamedTuple (read-only fields); importer.RecordLike declares
-                # plain attributes, which mypy counts as writable: same shape, hence the cast.
-                records = cast("Iterable[RecordLike]", source.iter_records())
-                plan.build(records, self.mapping, progress=self._progress, cancelled=self._cancel.is_set)
+                plan.build(source, self.mapping, progress=self._progress, cancelled=self._cancel.is_set)
             except BaseException:
                 plan.close()
                 raise
