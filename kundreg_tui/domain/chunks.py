@@ -16,6 +16,7 @@ a second.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import pickle
@@ -171,7 +172,10 @@ def _child_main() -> None:
     try:
         source = open_csv(args["path"], args["settings"])
         preparer = Preparer(args["mapping"], args["empty_clears"], args["next_number"])
-        for chunk in preparer.chunks(source.iter_records()):  # type: ignore[arg-type]
+        records = source.iter_records()
+        if args["skip"]:  # rows the plan reads itself
+            collections.deque(itertools.islice(records, args["skip"]), 0)
+        for chunk in preparer.chunks(records):  # type: ignore[arg-type]
             chunk.result.cols = {}  # the plan needs the rows' values as staged, not per column
             chunk.result.present = None
             _send(out, ("chunk", chunk, source.bytes_read))
@@ -188,13 +192,14 @@ def _child_main() -> None:
 
 
 class ChildChunks:
-    """Chunks of a file prepared by a child process, in order. ``on_read(bytes_read)`` follows
-    its progress; after the last chunk, ``blank_rows`` / ``typed_high`` (the Preparer's) and
+    """Chunks of a file prepared by a child process, in order, after the first ``skip`` records
+    (which the caller reads itself). ``on_read(bytes_read)`` follows its progress; after the last
+    chunk, ``blank_rows`` / ``typed_high`` (the Preparer's) and
     ``source_blank_rows`` (the reader's) hold the child's counts."""
 
     def __init__(self, path: str | os.PathLike[str], settings: Any, mapping: Sequence[str | None],
                  empty_clears: bool, next_number: int, on_read: Callable[[int], None] | None = None,
-                 read_error: Callable[[str, int | None], Exception] | None = None) -> None:
+                 read_error: Callable[[str, int | None], Exception] | None = None, skip: int = 0) -> None:
         self.on_read = on_read
         self.read_error = read_error
         self.blank_rows = 0
@@ -210,7 +215,7 @@ class ChildChunks:
         try:
             pickle.dump({"path": os.fspath(path), "settings": settings, "mapping": list(mapping),
                          "empty_clears": empty_clears, "next_number": next_number,
-                         "lang": current_language()},
+                         "lang": current_language(), "skip": skip},
                         self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.close()
         except OSError:

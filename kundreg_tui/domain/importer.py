@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from kundreg_tui.domain.chunks import (
+    CHUNK,
     ChildChunks,
     ChildFailed,
     Chunk,
@@ -419,14 +420,21 @@ class ImportPlan:
         only ever used by one thread at a time."""
         preparer = Preparer(self.mapping, self.options.empty_clears, self._next_number)
         child: ChildChunks | None = None
+        chunks: Iterator[Chunk]
         if hasattr(records, "iter_records"):  # a CsvSource: a big file is read in a child process
             source = cast("CsvSource", records)
             if use_child(source):
                 assert source.path is not None
+                # The child starts (a few tenths of a second) while this thread reads the first chunk.
                 child = ChildChunks(source.path, source.settings, self.mapping, self.options.empty_clears,
                                     self._next_number, on_read=source.note_read_elsewhere,
-                                    read_error=CsvReadError)
-                chunks = _child_failures(iter(child))
+                                    read_error=CsvReadError, skip=CHUNK)
+                try:
+                    first = self._first_chunk(source, preparer)
+                except BaseException:
+                    child.close()
+                    raise
+                chunks = itertools.chain(first, _child_failures(iter(child)))
             else:
                 chunks = preparer.chunks(cast("Iterable[RecordLike]", source.iter_records()))
         else:
@@ -486,12 +494,25 @@ class ImportPlan:
             if child is not None:
                 child.close()
         if child is not None:
-            self.blank_rows, self._typed_high = child.blank_rows, child.typed_high
+            self.blank_rows = preparer.blank_rows + child.blank_rows
+            self._typed_high = preparer.typed_high | child.typed_high
             cast("CsvSource", records).blank_rows = child.source_blank_rows
         else:
             self.blank_rows, self._typed_high = preparer.blank_rows, preparer.typed_high
         if seq == 0:
             raise ImportError_(_("Det finns inga rader att importera."))
+
+    @staticmethod
+    def _first_chunk(source: CsvSource, preparer: Preparer) -> list[Chunk]:
+        """The first chunk of a file, read here (the rest comes from the child)."""
+        records = source.iter_records()
+        try:
+            head = list(itertools.islice(records, CHUNK))
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
+        return [preparer.prepare(cast("list[RecordLike]", head))] if head else []
 
     _STAGE_COLS = ("seq", "line", "f_number", "k_number", "k_email", "payload", "cls", "cust_id", "old_version",
                    "reason", "warning")
