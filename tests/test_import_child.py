@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from kundreg_tui.domain import chunks
-from kundreg_tui.domain.chunks import ChildChunks, use_child
+from kundreg_tui.domain.chunks import HEAD_ROWS, ChildChunks, use_child
 from kundreg_tui.domain.csvread import CsvReadError, open_csv
 from kundreg_tui.domain.importer import Cancelled, ImportError_, ImportOptions, ImportPlan
 from kundreg_tui.domain.mapping import suggest_mapping
@@ -77,6 +77,10 @@ def _plan(engine: sa.Engine, path: Path, *, child: bool, monkeypatch: pytest.Mon
     return plan, source
 
 
+def test_the_files_here_reach_the_child() -> None:
+    assert HEAD_ROWS < 20_000
+
+
 def _outcome(plan: ImportPlan) -> tuple[Any, ...]:
     return (dict(plan.counts), plan.blank_rows, [tuple(vars(r).values()) for r in plan.rows()],
             plan.preview(limit=10_000), plan._peek_numbers(5))
@@ -85,7 +89,7 @@ def _outcome(plan: ImportPlan) -> tuple[Any, ...]:
 def test_the_child_makes_the_plan_made_in_process(engine: sa.Engine, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _register(engine, 30)
-    path = _file(tmp_path, 20_000)  # three chunks of 8,192 rows
+    path = _file(tmp_path, 30_000)  # the plan reads chunks.HEAD_ROWS rows itself, the child the rest
     with _plan(engine, path, child=False, monkeypatch=monkeypatch)[0] as plan:
         here = _outcome(plan)
     with _plan(engine, path, child=True, monkeypatch=monkeypatch)[0] as plan:
@@ -97,31 +101,31 @@ def test_the_child_makes_the_plan_made_in_process(engine: sa.Engine, tmp_path: P
 
 def test_progress_and_blank_rows_come_from_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 10_000, extra="\r\n\r\n")
+    path = _file(tmp_path, 20_000, extra="\r\n\r\n")
     seen: list[int] = []
     plan, source = _plan(sqlite_engine, path, child=True, monkeypatch=monkeypatch, progress=seen.append)
     with plan:
         assert source.bytes_read == source.total_bytes == path.stat().st_size
         # The rows of delimiters only and the empty lines at the end, as the reader counts them.
-        assert source.blank_rows == sum(1 for i in range(10_000) if i % 9 == 5) + 2
+        assert source.blank_rows == sum(1 for i in range(20_000) if i % 9 == 5) + 2
         assert seen and seen[-1] == plan.count() == sum(plan.counts.values())
 
 
 def test_a_read_error_comes_back_with_its_line(sqlite_engine: sa.Engine, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 12_000, extra='77;Företag;"Oavslutat citat;a@b.se;;;;\r\n78;Företag;X;x@y.se;;;;\r\n')
+    path = _file(tmp_path, 20_000, extra='77;Företag;"Oavslutat citat;a@b.se;;;;\r\n78;Företag;X;x@y.se;;;;\r\n')
     messages = []
     for child in (False, True):
         with pytest.raises(CsvReadError) as info:
             _plan(sqlite_engine, path, child=child, monkeypatch=monkeypatch)
         messages.append((info.value.message, info.value.line))
     assert messages[0] == messages[1]
-    assert messages[1][1] == 12_002  # the physical line where the quote opens
+    assert messages[1][1] == 20_002  # the physical line where the quote opens (read by the child)
 
 
 def test_a_cp1252_file_reads_the_same_in_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 3_000, encoding="cp1252")
+    path = _file(tmp_path, 20_000, encoding="cp1252")
     with _plan(sqlite_engine, path, child=False, monkeypatch=monkeypatch)[0] as plan:
         here = _outcome(plan)
     plan, source = _plan(sqlite_engine, path, child=True, monkeypatch=monkeypatch)

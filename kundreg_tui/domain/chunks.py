@@ -33,6 +33,10 @@ from kundreg_tui.domain.fastpath import CELL_SEP, ChunkResult, validate_rows
 from kundreg_tui.i18n import _, current_language
 
 CHUNK = 8192
+#: Smaller chunks first: the first look-ups start sooner, so the two threads overlap from the start.
+FIRST_CHUNKS = (1024, 2048, 4096)
+#: Rows a plan reads itself while its child process starts (the first chunks and one more).
+HEAD_ROWS = sum(FIRST_CHUNKS) + CHUNK
 #: Files at least this big are read in a child process (``KUNDREG_IMPORT_PROCESS``: "0" never,
 #: "1" always, for tests).
 PROCESS_MIN_BYTES = 4 << 20
@@ -139,10 +143,13 @@ class Preparer:
         live = [j for j in order if j not in problems and j not in errors] if (errors or problems) else order
         return Chunk(result, problems, list(map(_LINE, chunk)), numbers, knums, kmails, payloads, order, live)
 
-    def chunks(self, records: Iterable[RecordLike]) -> Iterator[Chunk]:
+    def chunks(self, records: Iterable[RecordLike], *, small_first: bool = True) -> Iterator[Chunk]:
+        """The records prepared a chunk at a time (``FIRST_CHUNKS`` first, unless not
+        ``small_first``, then ``CHUNK`` rows each)."""
         it = iter(records)
-        while True:
-            chunk = list(itertools.islice(it, CHUNK))
+        sizes = itertools.chain(FIRST_CHUNKS if small_first else (), itertools.repeat(CHUNK))
+        for size in sizes:
+            chunk = list(itertools.islice(it, size))
             if not chunk:
                 return
             yield self.prepare(chunk)
@@ -175,7 +182,7 @@ def _child_main() -> None:
         records = source.iter_records()
         if args["skip"]:  # rows the plan reads itself
             collections.deque(itertools.islice(records, args["skip"]), 0)
-        for chunk in preparer.chunks(records):  # type: ignore[arg-type]
+        for chunk in preparer.chunks(records, small_first=False):  # type: ignore[arg-type]
             chunk.result.cols = {}  # the plan needs the rows' values as staged, not per column
             chunk.result.present = None
             _send(out, ("chunk", chunk, source.bytes_read))

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from kundreg_tui.domain.chunks import (
-    CHUNK,
+    HEAD_ROWS,
     ChildChunks,
     ChildFailed,
     Chunk,
@@ -428,9 +428,9 @@ class ImportPlan:
                 # The child starts (a few tenths of a second) while this thread reads the first chunk.
                 child = ChildChunks(source.path, source.settings, self.mapping, self.options.empty_clears,
                                     self._next_number, on_read=source.note_read_elsewhere,
-                                    read_error=CsvReadError, skip=CHUNK)
+                                    read_error=CsvReadError, skip=HEAD_ROWS)
                 try:
-                    first = self._first_chunk(source, preparer)
+                    first = self._head_chunks(source, preparer)
                 except BaseException:
                     child.close()
                     raise
@@ -503,16 +503,16 @@ class ImportPlan:
             raise ImportError_(_("Det finns inga rader att importera."))
 
     @staticmethod
-    def _first_chunk(source: CsvSource, preparer: Preparer) -> list[Chunk]:
-        """The first chunk of a file, read here (the rest comes from the child)."""
+    def _head_chunks(source: CsvSource, preparer: Preparer) -> list[Chunk]:
+        """The first ``HEAD_ROWS`` rows of a file, read here (the rest comes from the child)."""
         records = source.iter_records()
         try:
-            head = list(itertools.islice(records, CHUNK))
+            head = list(itertools.islice(records, HEAD_ROWS))
         finally:
             close = getattr(records, "close", None)
             if close is not None:
                 close()
-        return [preparer.prepare(cast("list[RecordLike]", head))] if head else []
+        return list(preparer.chunks(cast("list[RecordLike]", head)))
 
     _STAGE_COLS = ("seq", "line", "f_number", "k_number", "k_email", "payload", "cls", "cust_id", "old_version",
                    "reason", "warning")
