@@ -1,13 +1,15 @@
 """The import engine: plan (preview) and commit, shared by the file wizard, paste and the CLI.
 
-A plan reads the input a chunk (8,192 rows) at a time. Each chunk is normalised and validated
-column by column (``fastpath``: the answers of ``validation.validate_customer``, at C speed). Its
-keys are looked up in the register with one SQL statement per key (number, e-mail), in a worker
-thread while the next chunk is read, and every row is classified in Python: the two keys must find
-the same customer, a found customer is *oförändrad* when the row's normalised values, compared as
-one string, equal the stored ones, else its changes are listed field by field (*uppdateras*); a row
-that finds no one is *ny*, anything that cannot be imported is *fel* with the reason. The rows are
-staged (keys, values as one string, class) in temporary tables on the plan's own connection. Once
+A plan reads the input a chunk (8,192 rows; smaller ones first) at a time. Each chunk is normalised
+and validated column by column (``fastpath``: the answers of ``validation.validate_customer``, at C
+speed), for a big file in a child process (``chunks``). Its keys are looked up in the register with
+one SQL statement per key (number, e-mail), in a worker thread while the previous chunk is
+classified, and every row is classified in Python: the two keys must find the same customer, a
+found customer is *oförändrad* when the row's normalised values, compared as one string, equal the
+stored ones, else its changes are listed field by field (*uppdateras*); a row that finds no one is
+*ny*, anything that cannot be imported is *fel* with the reason. The rows are staged (keys, values
+as one string — none when they are exactly the stored ones —, class) in temporary tables on the
+plan's own connection. Once
 every row is in: keys given twice, two rows for one customer, and the customer numbers the new
 rows will get. The preview pages from these tables.
 
