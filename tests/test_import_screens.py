@@ -32,7 +32,7 @@ from kundreg_tui.screens.paste_import import PasteImportScreen
 from kundreg_tui.screens.preview import PreviewScreen, PreviewTable
 from kundreg_tui.screens.receipt import ReceiptScreen
 from kundreg_tui.screens.register import RegisterScreen
-from kundreg_tui.widgets.paths import FileTree, PathSuggester
+from kundreg_tui.widgets.paths import FileTree, PathSuggester, restarted, typed_path
 
 SIZE = (110, 32)
 DATA = Path(__file__).parent / "data"
@@ -643,6 +643,38 @@ async def test_wizard_missing_file_and_folder(sqlite_engine: sa.Engine, tmp_path
         await pilot.pause(0.4)
         assert Path(wizard.query_one(FileTree).path) == tmp_path / "mapp"
         assert wizard.step == STEP_FILE
+
+
+async def test_a_path_typed_after_the_folder_starts_again(sqlite_engine: sa.Engine, tmp_path: Path) -> None:
+    """The field holds the start folder; typing a whole path after it (``…//srv/x.csv``) means that
+    path, as in Emacs, instead of "Filen finns inte: /start/srv/x.csv"."""
+    (tmp_path / "start").mkdir()
+    elsewhere = write_cp1252(tmp_path / "annan.csv")
+    app = make_app(sqlite_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await open_wizard(pilot, tmp_path / "start")
+        field = wizard.query_one("#file-path", Input)
+        field.value = f"{tmp_path / 'start'}/"
+        field.cursor_position = len(field.value)
+        await pilot.press(*str(elsewhere))
+        await pilot.pause(0.2)
+        assert "annan.csv" in static_text(wizard, "#file-info")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert wizard.step == STEP_SETTINGS
+
+
+def test_restarted_paths(tmp_path: Path) -> None:
+    assert restarted("~/import//srv/kunder.csv") == "/srv/kunder.csv"
+    assert restarted("/tmp/~/kunder.csv") == "~/kunder.csv"
+    assert restarted("/tmp/~") == "~"
+    assert restarted("/tmp/~backup/kunder.csv") == "/tmp/~backup/kunder.csv"  # a folder named ~backup
+    assert restarted("kunder.csv") == "kunder.csv"
+    assert typed_path("  ", tmp_path) is None
+    assert typed_path("a/b.csv", tmp_path) == tmp_path / "a" / "b.csv"
+    assert typed_path(f"{tmp_path}//x/y.csv", tmp_path) == Path("/x/y.csv")
+    (tmp_path / "kunder").mkdir()
+    assert PathSuggester(Path("/")).complete(f"/nowhere//{tmp_path}/ku") == f"/nowhere//{tmp_path}/kunder/"
 
 
 async def test_wizard_unterminated_quote_is_shown_with_its_line(sqlite_engine: sa.Engine) -> None:

@@ -54,7 +54,7 @@ from kundreg_tui.domain.export import (
 from kundreg_tui.domain.register import RegisterService, Sort
 from kundreg_tui.i18n import _, ngettext
 from kundreg_tui.ui import plain, tell, thousands
-from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path
+from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path, typed_path
 
 KINDS = (ExportKind.CSV, ExportKind.EXCEL, ExportKind.EXCEL_CSV, ExportKind.PRINT)
 SCOPES = (Scope.ALL, Scope.SHOWN, Scope.MARKED)
@@ -195,11 +195,7 @@ class ExportScreen(Screen[ExportResult | None]):
         return display_path(self.directory / default_file_name(self.kind, self.today))
 
     def _typed_path(self) -> Path | None:
-        value = self.query_one("#export-path", Input).value.strip()
-        if not value:
-            return None
-        path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else self.directory / path
+        return typed_path(self.query_one("#export-path", Input).value, self.directory)
 
     @on(Input.Changed, "#export-path")
     def _path_changed(self) -> None:

@@ -64,7 +64,7 @@ from kundreg_tui.i18n import N_, _, ngettext
 from kundreg_tui.screens.import_progress import ImportRunner, StepBar, TickBox
 from kundreg_tui.ui import SafeInput, plain, tell
 from kundreg_tui.widgets.pagedtable import Column, PagedTable, Row, SequenceSource
-from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path
+from kundreg_tui.widgets.paths import FileTree, PathSuggester, display_path, typed_path
 
 STEP_FILE, STEP_SETTINGS, STEP_COLUMNS = "step-file", "step-settings", "step-columns"
 STEPS = (STEP_FILE, STEP_SETTINGS, STEP_COLUMNS)
@@ -360,11 +360,7 @@ class ImportWizard(Screen[Receipt | None]):
         self.query_one("#file-tree", FileTree).focus()
 
     def _typed_path(self) -> Path | None:
-        value = self.query_one("#file-path", Input).value.strip()
-        if not value:
-            return None
-        path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else self.start_dir / path
+        return typed_path(self.query_one("#file-path", Input).value, self.start_dir)
 
     @on(Input.Changed, "#file-path")
     def _path_changed(self, event: Input.Changed) -> None:

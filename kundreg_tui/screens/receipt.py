@@ -24,6 +24,7 @@ from kundreg_tui.i18n import _, ngettext
 from kundreg_tui.screens.import_progress import StepBar
 from kundreg_tui.ui import SafeInput, plain, safe, tell, thousands
 from kundreg_tui.widgets.pagedtable import Column, PagedTable, Row
+from kundreg_tui.widgets.paths import typed_path
 
 
 class ReceiptTable(PagedTable):
@@ -166,14 +167,11 @@ class ReceiptScreen(Screen[Receipt]):
         self.action_save()
 
     def action_save(self) -> None:
-        value = self.query_one("#receipt-path", Input).value.strip()
-        if not value:
+        path = typed_path(self.query_one("#receipt-path", Input).value, Path.cwd())
+        if path is None:
             self._banner(_("Skriv vart kvittensen ska sparas."))
             self.query_one("#receipt-path", Input).focus()
             return
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
         if path.is_dir():
             self._banner(_("{path} är en mapp. Skriv ett filnamn.").format(path=path))
             return

@@ -26,6 +26,22 @@ def display_path(path: Path | str) -> str:
     return "~" if str(rel) == "." else f"~/{rel}"
 
 
+def restarted(value: str) -> str:
+    """A path typed after the folder already in the field: as in Emacs, ``//`` starts again at
+    the root and ``/~/`` at the home folder (``~/import//srv/kunder.csv`` is ``/srv/kunder.csv``)."""
+    starts = [value.rfind("//") + 1, value.rfind("/~/") + 1, len(value) - 1 if value.endswith("/~") else 0]
+    return value[max(starts):]
+
+
+def typed_path(value: str, base: Path) -> Path | None:
+    """The file a path field names: ``~`` expanded, relative to ``base``, restarts followed."""
+    value = restarted(value.strip())
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else base / path
+
+
 class PathSuggester(Suggester):
     """Completes the last part of a path from the entries of its folder (like a shell's tab)."""
 
@@ -37,10 +53,11 @@ class PathSuggester(Suggester):
         return await asyncio.to_thread(self.complete, value)
 
     def complete(self, value: str) -> str | None:
-        if not value:
+        typed = restarted(value)
+        if not typed:
             return None
-        expanded = os.path.expanduser(value)
-        if value.endswith(("/", os.sep)):
+        expanded = os.path.expanduser(typed)
+        if typed.endswith(("/", os.sep)):
             folder, prefix = expanded, ""
         else:
             folder, prefix = os.path.split(expanded)
