@@ -140,9 +140,9 @@ def run_import(url: str, csv_path: Path) -> None:
 class Child:
     """A child process whose marker lines are read (with their times) by a thread."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+                                     env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, text=True)
         self.started = time.monotonic()
         self.lines: queue.Queue[tuple[str, float]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -168,13 +168,47 @@ class Child:
             self.proc.send_signal(signal.SIGKILL)
         return self.proc.wait(timeout=30)
 
+    def children(self) -> list[int]:
+        """Processes this one started (the import's reading process), from /proc."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.append(int(entry.name))
+        return found
+
+
+def gone(pids: list[int], timeout: float) -> bool:
+    """Whether the processes ended (or became zombies) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
 
 def engine_child(url: str, path: Path) -> Child:
     return Child([sys.executable, "-c", CHILD, url, str(path)])
 
 
-def cli_child(url: str, path: Path) -> Child:
-    return Child([sys.executable, "-m", "kundreg_tui", "--db", url, "import", str(path), "--json"])
+def cli_child(url: str, path: Path, reader: bool = False) -> Child:
+    """``kundreg import``; with ``reader``, the file is read in a child process of its own (as a big
+    file is), whatever its size."""
+    return Child([sys.executable, "-m", "kundreg_tui", "--db", url, "import", str(path), "--json"],
+                 env={"KUNDREG_IMPORT_PROCESS": "1" if reader else "0"})
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +266,7 @@ def test_sqlite_import_killed_at_random_moments(prepared: tuple[Path, Path, str,
         target = _fresh_copy(db, tmp_path / "register.db")
         url = f"sqlite:///{target}"
         window = ("any", "build", "commit", "commit", "committed", "cli")[kills % 6]
-        child = cli_child(url, path) if window == "cli" else engine_child(url, path)
+        child = cli_child(url, path, reader=kills % 12 == 5) if window == "cli" else engine_child(url, path)
         if window in ("any", "cli"):
             delay = rng.uniform(0.0, times["cli"] if window == "cli" else times["closed"] * 1.05)
             time.sleep(delay)
@@ -243,8 +277,10 @@ def test_sqlite_import_killed_at_random_moments(prepared: tuple[Path, Path, str,
                     "committed": times["closed"] - times["committed"]}[window]
             delay = rng.uniform(0.0, span * 1.1)
             time.sleep(max(0.0, delay - (time.monotonic() - marker_at)))
+        readers = child.children()
         child.kill()
         kills += 1
+        assert gone(readers, 30), "the import's reading process outlived the import"
         state = snapshot(url)
         check = integrity(target)
         complete = after_cli if window == "cli" else after
@@ -266,6 +302,24 @@ def test_sqlite_import_killed_at_random_moments(prepared: tuple[Path, Path, str,
     print(f"\n{kills} kills: {sum(o[1] == 'before' for o in outcomes)} before, "
           f"{sum(o[1] == 'after' for o in outcomes)} after; phases {times}")
     assert seen <= {"before", "after"}
+
+
+def test_import_killed_while_its_reader_reads(prepared: tuple[Path, Path, str, str, dict[str, float]],
+                                              tmp_path: Path) -> None:
+    """``kundreg import`` killed while its reading process is reading the file: the reader stops
+    (it dies on its next write into the closed pipe) and the register is as before."""
+    db, path, before, _afters, _times = prepared
+    target = _fresh_copy(db, tmp_path / "register.db")
+    child = cli_child(f"sqlite:///{target}", path, reader=True)
+    deadline = time.monotonic() + 60
+    readers: list[int] = []
+    while not readers and child.proc.poll() is None and time.monotonic() < deadline:
+        readers = child.children()
+        time.sleep(0.01)
+    assert readers, "the import never started its reading process"
+    child.kill()
+    assert gone(readers, 30), "the import's reading process outlived the import"
+    assert snapshot(f"sqlite:///{target}") == before and integrity(target) == "ok"
 
 
 @pytest.mark.pg
