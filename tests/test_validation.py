@@ -475,3 +475,12 @@ def test_validation_never_crashes_and_never_stores_forbidden(value: str) -> None
         if name not in result.errors:
             assert forbidden_chars(stored, multiline=FIELD_BY_NAME[name].multiline) == []
             assert len(stored) <= FIELD_BY_NAME[name].max_length
+
+
+def test_country_codes_are_the_phonenumbers_regions_and_the_iso_codes_it_lacks() -> None:
+    import phonenumbers
+
+    from kundreg_tui.domain.validation import country_codes
+
+    assert country_codes() == frozenset(phonenumbers.SUPPORTED_REGIONS) | {"SE", "AQ", "BV", "GS", "HM", "PN",
+                                                                            "TF", "UM"}
