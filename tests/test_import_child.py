@@ -134,9 +134,8 @@ def test_a_cp1252_file_reads_the_same_in_the_child(sqlite_engine: sa.Engine, tmp
         assert _outcome(plan) == here
 
 
-def test_cancelling_ends_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 40_000)
+def _started_children(monkeypatch: pytest.MonkeyPatch) -> list[ChildChunks]:
+    """The reading processes the plans start, as they start."""
     made: list[ChildChunks] = []
     real = chunks.ChildChunks.__init__
 
@@ -145,6 +144,13 @@ def test_cancelling_ends_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
         made.append(self)
 
     monkeypatch.setattr(chunks.ChildChunks, "__init__", spy)
+    return made
+
+
+def test_cancelling_ends_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _file(tmp_path, 40_000)
+    made = _started_children(monkeypatch)
     with pytest.raises(Cancelled):
         _plan(sqlite_engine, path, child=True, monkeypatch=monkeypatch, cancelled=lambda: True)
     assert len(made) == 1 and made[0].proc.poll() is not None
@@ -153,18 +159,11 @@ def test_cancelling_ends_the_child(sqlite_engine: sa.Engine, tmp_path: Path,
 def test_a_child_that_dies_is_a_clear_error(sqlite_engine: sa.Engine, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     path = _file(tmp_path, 40_000)
+    made = _started_children(monkeypatch)
 
     def kill_child(done: int) -> None:
         os.kill(made[0].proc.pid, signal.SIGKILL)
 
-    made: list[ChildChunks] = []
-    real = chunks.ChildChunks.__init__
-
-    def spy(self: ChildChunks, *args: Any, **kwargs: Any) -> None:
-        real(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(chunks.ChildChunks, "__init__", spy)
     with pytest.raises(ImportError_, match="avbröts"):
         _plan(sqlite_engine, path, child=True, monkeypatch=monkeypatch, progress=kill_child)
 

@@ -9,9 +9,8 @@ found customer is *oförändrad* when the row's normalised values, compared as o
 stored ones, else its changes are listed field by field (*uppdateras*); a row that finds no one is
 *ny*, anything that cannot be imported is *fel* with the reason. The rows are staged (keys, values
 as one string — none when they are exactly the stored ones —, class) in temporary tables on the
-plan's own connection. Once
-every row is in: keys given twice, two rows for one customer, and the customer numbers the new
-rows will get. The preview pages from these tables.
+plan's own connection. Once every row is in: keys given twice, two rows for one customer, and the
+customer numbers the new rows will get. The preview pages from these tables.
 
 The commit writes the new and changed rows in one transaction with bulk SQL (new customers' values,
 keys and history are made then), and refuses when the register changed since the plan was made
@@ -416,12 +415,12 @@ class ImportPlan:
 
     def _load(self, records: Iterable[RecordLike] | CsvSource, progress: Callable[[int], None] | None,
               cancelled: Callable[[], bool] | None) -> None:
-        """Read, validate, classify and stage the rows a chunk at a time, in a pipeline: while a
-        worker thread writes chunk *k - 1* to the staging table and looks chunk *k* up in the
-        register (a few long SQL statements, run by SQLite with the GIL released), this thread reads
-        and validates chunk *k + 1* (or, for a big file, takes it from the child process that reads
-        and validates it: ``chunks.ChildChunks``); then it classifies chunk *k*. The connection is
-        only ever used by one thread at a time."""
+        """Read, validate, classify and stage the rows a chunk at a time, in a pipeline: this thread
+        reads and validates chunk *k + 1* (or, for a big file, takes it from the child process that
+        reads and validates it: ``chunks.ChildChunks``) and classifies chunk *k*, while a worker
+        thread looks chunk *k + 1* up in the register and stages chunk *k* (a few long SQL
+        statements, run by SQLite with the GIL released). The connection is only ever used by one
+        thread at a time."""
         preparer = Preparer(self.mapping, self.options.empty_clears, self._next_number)
         child: ChildChunks | None = None
         chunks: Iterator[Chunk]
