@@ -280,6 +280,26 @@ class TestMatching:
         with build_paste(engine, text) as plan:
             assert [r[1] for r in classes(plan)] == [ERROR, ERROR, SAME]
 
+    def test_rows_as_stored_given_twice(self, engine: sa.Engine, two: None) -> None:
+        """Rows with exactly the stored values are staged without them; given twice (by number, or
+        by an e-mail in another case) they are still *fel*, with the customer's number and key."""
+        text = ("kundnummer,epost,namn,telefon\n1001,anna@a.se,Anna AB,070-111 11 11\n"
+                "1002,bertil@b.se,Bertil AB,\n1001,anna@a.se,Anna AB,070-111 11 11\n")
+        with build_paste(engine, text) as plan:
+            rows = classes(plan)
+            assert [r[1] for r in rows] == [ERROR, SAME, ERROR]
+            assert "Kundnummer 1001 finns på flera rader" in rows[0][3] and "rad 2, 4" in rows[0][3]
+            assert "E-post anna@a.se finns på flera rader" in rows[0][3]
+            shown = plan.preview()
+            assert [(r["f_number"], r["f_email"], r["cls"]) for r in shown] == [
+                ("1001", "anna@a.se", ERROR), ("1002", "bertil@b.se", SAME), ("1001", "anna@a.se", ERROR)]
+        text = "epost,namn\nbertil@b.se,Bertil AB\nBERTIL@B.SE,Bertil AB\n"
+        with build_paste(engine, text) as plan:
+            rows = classes(plan)
+            assert [r[1] for r in rows] == [ERROR, ERROR]
+            assert "E-post bertil@b.se finns på flera rader i indata (rad 2, 3)" in rows[0][3]
+            assert [r[0] for r in plan.preview(SAME)] == [] and plan.counts[SAME] == 0
+
     def test_number_twice_whatever_the_case(self, engine: sa.Engine) -> None:
         text = "kundnummer,namn\nK-1,Ett AB\nk-1,Två AB\n"
         with build_paste(engine, text) as plan:
