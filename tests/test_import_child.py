@@ -82,6 +82,7 @@ def test_the_files_here_reach_the_child() -> None:
 
 
 def _outcome(plan: ImportPlan) -> tuple[Any, ...]:
+    assert plan.counts == plan._count_classes()
     return (dict(plan.counts), plan.blank_rows, [tuple(vars(r).values()) for r in plan.rows()],
             plan.preview(limit=10_000), plan._peek_numbers(5))
 

@@ -57,6 +57,7 @@ def build_paste(engine: sa.Engine, text: str, **options: Any) -> ImportPlan:
     plan = ImportPlan(engine, ImportOptions(source="paste", label="klistra in", **options), actor="test")
     try:
         plan.build(source.iter_records(), fields)
+        assert plan.counts == plan._count_classes()  # counted as matched, or anew after late errors
     except BaseException:
         plan.close()
         raise
@@ -70,6 +71,7 @@ def build_csv(engine: sa.Engine, data: str | bytes, mapping: list[str | None] | 
     plan = ImportPlan(engine, ImportOptions(source="import", label="test.csv", **options), actor="test")
     try:
         plan.build(source.iter_records(), fields)
+        assert plan.counts == plan._count_classes()  # counted as matched, or anew after late errors
     except BaseException:
         plan.close()
         raise
@@ -235,6 +237,32 @@ class TestReimport:
                     assert row[f"f_{f}"] == (cells[f] or None) and row[f"o_{f}"] == cells[f], f
             plan.commit()
         assert customers(engine) == before
+
+    def test_many_chunks_stage_every_row_once(self, engine: sa.Engine, svc: RegisterService) -> None:
+        """Rows are written in multiples of ``CARRY``, the rest with the next chunk: over chunks of
+        every size (1024, 2048, 4096, 8192, the rest) each class's rows all arrive, in order."""
+        from kundreg_tui.domain.importer import CARRY
+
+        for i in range(300):
+            svc.create({"name": f"Kund {i} AB", "email": f"k{i}@a.se"})  # 1001…1300
+        lines = ["kundnummer,epost,namn"]
+        for i in range(16_500):
+            n = 1001 + i % 300
+            if i % 7 == 0:
+                lines.append(f"{n},k{i % 300}@a.se,Kund {i % 300} AB")  # as stored (given often: fel)
+            elif i % 7 == 1:
+                lines.append(f",ny{i}@b.se,Ny {i} AB")  # new
+            elif i % 7 == 2:
+                lines.append(f",ny{i}@b.se,")  # fel: no name
+            else:
+                lines.append(f"{20_000 + i},ny{i}@c.se,Ny {i} AB")  # new with its number
+        with build_csv(engine, "\n".join(lines) + "\n") as plan:
+            assert len(lines) - 1 > 4 * 8192 // 2 and 16_500 % CARRY
+            rows = list(plan.rows())
+            assert [r.line for r in rows] == list(range(2, 16_502))
+            assert plan.count() == 16_500 and plan.counts == plan._count_classes()
+            errors = sum(1 for i in range(16_500) if i % 7 in (0, 2))
+            assert plan.counts == {NEW: 16_500 - errors, UPDATE: 0, SAME: 0, ERROR: errors}
 
     def test_values_differing_only_in_form_are_unchanged(self, engine: sa.Engine, svc: RegisterService) -> None:
         _full_register(svc)
