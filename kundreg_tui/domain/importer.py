@@ -74,9 +74,9 @@ KEY_FIELDS = ("number", "email")
 DERIVED = ("number_key", "name_key", "city_key", "email_key", "search_key")
 LOOKUP_CACHE_KIB = 8 * 1024  # the plan's page cache while it reads the register (see ``_connect``)
 COMMIT_CACHE_KIB = 64 * 1024  # and while it writes
-MAX_PARAMS = 30_000
+MAX_PARAMS = 30_000  # bound parameters per SQLite INSERT statement (its limit is 32,766)
 INSERT_ROWS = 1024  # rows in one INSERT at most (``_insert_batches``)
-CARRY = 64  # staged rows are written in multiples of this (the rest with the next chunk's)  # bound parameters per SQLite INSERT statement (its limit is 32,766)
+CARRY = 64  # staged rows are written in multiples of this (the rest with the next chunk's)
 STAGE, NEW_T, UPD_T, ROW_T, UROW_T = "kr_stage", "kr_new", "kr_upd", "kr_newrow", "kr_updrow"
 # Derived keys a changed field moves.
 _DERIVED_BY = {"name": ("name_key", "search_key"), "city": ("city_key",),
@@ -175,8 +175,8 @@ def register_fingerprint(conn: Connection) -> str:
 # stored values (joined as staged), stored extra values (when the rules need some)]; what an e-mail
 # finds: [e-mail key, id, version, stored values, stored extra values].
 NumberHit = list[str]
-_CLS = itemgetter(6)  # a staged row's class
 EmailHit = list[str]
+_CLS = itemgetter(6)  # a staged row's class
 
 
 @dataclass
@@ -752,7 +752,6 @@ class ImportPlan:
                 special.append((seq, lines[j], number, knums[j], key, payload, cls, cust_id, version, reason,
                                 (result.warning(j) or None) if j in warnings else None))
         return same, plain, special, updates
-
 
     def _count_matched(self, same: list[tuple[Any, ...]], plain: list[tuple[Any, ...]],
                        special: list[tuple[Any, ...]], _updates: list[tuple[Any, ...]]) -> None:
