@@ -328,6 +328,23 @@ class TestMatching:
             assert "E-post bertil@b.se finns på flera rader i indata (rad 2, 3)" in rows[0][3]
             assert [r[0] for r in plan.preview(SAME)] == [] and plan.counts[SAME] == 0
 
+    def test_stored_values_holding_the_separators(self, engine: sa.Engine, two: None, svc: RegisterService) -> None:
+        """Another program stored control characters the plan uses as separators: the look-up
+        falls back to fetching rows, nothing is misread, and a value that cannot be compared is
+        *fel* with a reason."""
+        svc.create({"name": "Cesar AB", "city": "Umeå"})  # 1003
+        with engine.begin() as conn:
+            conn.execute(sa.update(customer_table).where(customer_table.c.number == "1001")
+                         .values(city="Lu\x1end\x1d"))
+            conn.execute(sa.update(customer_table).where(customer_table.c.number == "1002")
+                         .values(city="Sk\x1fövde"))
+        text = "kundnummer,namn,ort\n1001,Anna AB,Lund\n1002,Bertil AB,Skövde\n1003,Cesar AB,Umeå\n"
+        with build_paste(engine, text) as plan:
+            rows = classes(plan)
+            assert [r[1] for r in rows] == [UPDATE, ERROR, SAME]
+            assert json.loads(plan.preview(UPDATE)[0]["changes"]) == {"city": ["Lu\x1end\x1d", "Lund"]}
+            assert "lagrat värde med ett otillåtet tecken" in rows[1][3]
+
     def test_number_twice_whatever_the_case(self, engine: sa.Engine) -> None:
         text = "kundnummer,namn\nK-1,Ett AB\nk-1,Två AB\n"
         with build_paste(engine, text) as plan:

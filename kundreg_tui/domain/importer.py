@@ -174,8 +174,8 @@ def register_fingerprint(conn: Connection) -> str:
 # What a number finds, as strings: [number, id, live ("1"/"0"), version, e-mail key ("" for none),
 # stored values (joined as staged), stored extra values (when the rules need some)]; what an e-mail
 # finds: [e-mail key, id, version, stored values, stored extra values].
-NumberHit = list[str]
-EmailHit = list[str]
+NumberHit = Sequence[str]
+EmailHit = Sequence[str]
 _CLS = itemgetter(6)  # a staged row's class
 
 
@@ -607,31 +607,34 @@ class ImportPlan:
             return "IN (" + ",".join("?" * size) + ")", [*values, *([None] * (size - len(values)))]
         return "= ANY(?)", [list(values)]
 
-    def _aggregate(self, head: Sequence[str], where: str, params: list[Any]) -> list[list[str]]:
+    def _aggregate(self, head: Sequence[str], where: str, params: list[Any]) -> list[tuple[str, ...]]:
         """Matching customers from one statement, as one string (so SQLite does all of the work in
-        one call, without the GIL, and one ``printf`` a customer), split here: customers by 0x1D,
-        columns by 0x1E (neither can be in a stored value): the ``head`` columns, the compared
-        values (joined by 0x1F, as staged) and, when the rules need them, the extra stored values.
-        Falls back to fetching rows should a stored value hold a separator after all."""
+        one call, without the GIL, and one ``printf`` a customer), split here by 0x1E (which no
+        stored value can hold) into the ``head`` columns, the compared values (joined by 0x1F, as
+        staged) and, when the rules need them, the extra stored values, a customer after another:
+        one ``split`` and a ``zip`` make the tuples, with no Python loop. The statement also counts
+        the customers: should a stored value hold the separator after all, the parts do not add
+        up and the rows are fetched one by one instead."""
         extra = self._extra
         groups = [list(self.fields), *([extra] if extra else [])]
         width = len(head) + len(groups)
         if self.sqlite:
             fmt = "\x1e".join(["%s"] * len(head) + [CELL_SEP.join(["%s"] * len(g)) for g in groups])
             args = ", ".join([*head, *(f"c.{n}" for g in groups for n in g)])
-            sql = f"SELECT group_concat(printf('{fmt}', {args}), char(29)) FROM customer c WHERE {where}"
+            sql = f"SELECT count(*), group_concat(printf('{fmt}', {args}), char(30)) FROM customer c WHERE {where}"
         else:
             parts = [*head, *(f"concat_ws(chr(31), {', '.join(f'c.{n}' for n in g)})" for g in groups)]
-            sql = f"SELECT string_agg(concat_ws(chr(30), {', '.join(parts)}), chr(29)) FROM customer c WHERE {where}"
-        big = self._exec(sql, params).fetchone()[0]
-        if not big:
+            sql = (f"SELECT count(*), string_agg(concat_ws(chr(30), {', '.join(parts)}), chr(30)) "
+                   f"FROM customer c WHERE {where}")
+        count, big = self._exec(sql, params).fetchone()
+        if not count:
             return []
-        out = [record.split("\x1e") for record in big.split("\x1d")]
-        if any(len(r) != width for r in out):
+        flat = big.split("\x1e")
+        if len(flat) != width * count:
             cols = [*head, *(self._stored_payload("c", g) for g in groups)]
             rows = self._exec(f"SELECT {', '.join(cols)} FROM customer c WHERE {where}", params).fetchall()
-            return [["" if v is None else str(v) for v in r] for r in rows]
-        return out
+            return [tuple("" if v is None else str(v) for v in r) for r in rows]
+        return list(zip(*[iter(flat)] * width, strict=True))
 
     def _lookup(self, chunk: Chunk) -> _Found:
         """(Worker thread.) The customers a chunk's keys find: by number, any customer ever (a
