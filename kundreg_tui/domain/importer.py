@@ -8,9 +8,10 @@ classified, and every row is classified in Python: the two keys must find the sa
 found customer is *oförändrad* when the row's normalised values, compared as one string, equal the
 stored ones, else its changes are listed field by field (*uppdateras*); a row that finds no one is
 *ny*, anything that cannot be imported is *fel* with the reason. The rows are staged (keys, values
-as one string — none when they are exactly the stored ones —, class) in temporary tables on the
-plan's own connection. Once every row is in: keys given twice, two rows for one customer, and the
-customer numbers the new rows will get. The preview pages from these tables.
+as one string, class; a row with exactly the stored values as its line and customer only) in
+temporary tables on the plan's own connection, and counted by class. Once every row is in: keys
+given twice, two rows for one customer, and the customer numbers the new rows will get. The
+preview pages from these tables.
 
 The commit writes the new and changed rows in one transaction with bulk SQL (new customers' values,
 keys and history are made then), and refuses when the register changed since the plan was made
