@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import random
 import subprocess
 import sys
 import tracemalloc
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import example, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kundreg_tui.domain import csvread
@@ -870,3 +872,90 @@ def test_round_trip_with_line_numbers(
     assert source.header == header
     got = [(r.line, r.values) for r in source.iter_records()]
     assert got == expected
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(
+    templates=st.lists(st.lists(_cell, min_size=3, max_size=3), min_size=1, max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    delimiter=st.sampled_from([";", ",", "\t"]),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+)
+def test_round_trip_across_batches(
+    templates: list[list[str]], seed: int, delimiter: str, terminator: str
+) -> None:
+    """Hundreds of rows: batches of lines read at once (``BATCH_LINES``) and batches read record
+    by record (quotes, line breaks in fields, blank rows) follow each other with the right lines."""
+    rnd = random.Random(seed)
+    rows = [list(rnd.choice(templates)) for _ in range(rnd.randint(csvread.BATCH_LINES, 3 * csvread.BATCH_LINES))]
+    for _ in range(rnd.randint(0, 5)):
+        rows.insert(rnd.randrange(len(rows)), ["", "", ""])
+
+    def field(value: str) -> str:
+        if any(c in value for c in (delimiter, '"', "\r", "\n")):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    text = delimiter.join(["a", "b", "c"]) + terminator
+    expected: list[tuple[int, list[str]]] = []
+    for row in rows:
+        line = len(csvread._LINE_BREAK.findall(text)) + 1
+        text += delimiter.join(field(v) for v in row) + terminator
+        if any(row):
+            expected.append((line, row))
+    if not expected:
+        return
+    source = open_csv(text.encode("utf-8"), ReadSettings(delimiter=delimiter, excel_guard=False))
+    got = [(r.line, r.values) for r in source.iter_records()]
+    assert got == expected
+    assert source.blank_rows == len(rows) - len(expected)
+
+
+class TestBatches:
+    """A file longer than a batch: what the record-by-record reader finds, found past it too."""
+
+    def _file(self, lines: list[str]) -> bytes:
+        return ("nr;namn;ort\n" + "".join(lines)).encode("utf-8")
+
+    def test_a_quoted_line_break_across_a_batch_edge(self) -> None:
+        n = csvread.BATCH_LINES
+        lines = [f"{i};Namn {i};Ort\n" for i in range(n - 2)]
+        lines.append('x;"två\nrader";Ort\n')  # lines n .. n+1 of the file (the header is line 1)
+        lines += [f"{i};Namn {i};Ort\n" for i in range(n - 2, 3 * n)]
+        got = records(self._file(lines), ReadSettings(delimiter=";"))
+        assert (got[n - 2].line, got[n - 2].values) == (n, ["x", "två\nrader", "Ort"])
+        assert got[n - 1].line == n + 2 and got[-1].line == 3 * n + 3
+        assert [r.line for r in got] == list(range(2, n)) + [n] + list(range(n + 2, 3 * n + 4))
+
+    def test_ragged_trailing_and_blank_rows_late_in_the_file(self) -> None:
+        lines = [f"{i};Namn {i};Ort\n" for i in range(600)]
+        lines[300] = "300;Namn;Ort;;\n"  # trailing empty fields: fine
+        lines[400] = "400;Namn\n"  # too few
+        lines[500] = ";;\n"  # blank
+        lines[510] = "\n"  # empty
+        source = open_csv(self._file(lines), ReadSettings(delimiter=";"))
+        got = list(source.iter_records())
+        assert len(got) == 598 and source.blank_rows == 2
+        by_line = {r.line: r for r in got}
+        assert by_line[302].values == ["300", "Namn", "Ort"] and by_line[302].problem is None
+        assert by_line[402].problem == "Rad 402 har 2 fält, rubriken har 3."
+        assert 502 not in by_line and 512 not in by_line and by_line[513].values[0] == "511"
+
+    def test_nul_and_overlong_fields_late_in_the_file_name_their_line(self) -> None:
+        lines = [f"{i};Namn {i};Ort\n" for i in range(900)]
+        nul = lines.copy()
+        nul[700] = "700;Na\x00mn;Ort\n"
+        assert refusal(self._file(nul), ReadSettings(delimiter=";")).line == 702
+        long = lines.copy()
+        long[800] = "800;" + "x" * (MAX_FIELD_LENGTH + 1) + ";Ort\n"
+        err = refusal(self._file(long), ReadSettings(delimiter=";"))
+        assert err.line == 802 and "10\xa0000" in err.message
+        quote = lines.copy()
+        quote[850] = '850;"Namn;Ort\n'  # never closed
+        assert refusal(self._file(quote), ReadSettings(delimiter=";")).line == 852
+
+    def test_the_excel_guard_late_in_the_file(self) -> None:
+        lines = [f"{i};Namn {i};Ort\n" for i in range(700)]
+        lines[650] = "650;'=SUMMA(A1);'Ort\n"
+        got = records(self._file(lines), ReadSettings(delimiter=";", excel_guard=True))
+        assert got[650].values == ["650", "=SUMMA(A1)", "'Ort"]

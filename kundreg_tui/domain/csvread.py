@@ -78,6 +78,8 @@ PASTE_DELIMITERS: tuple[str, ...] = (",", ";", "\t")
 #: Longest field accepted. No customer field is longer than 4,000 characters; a field over this
 #: limit almost always means a quote that is never closed.
 MAX_FIELD_LENGTH = 10_000
+#: Lines read and checked at once by :meth:`CsvSource.iter_records`.
+BATCH_LINES = 256
 #: How much of the input is read up front: magic numbers, binary check, sniffing, preview.
 HEAD_SIZE = 64 * 1024
 #: Chunk size for streaming the whole input (encoding check, parsing).
@@ -769,6 +771,13 @@ class CsvSource:
     def _records(  # the hot loop, kept in one frame on purpose
         self, lines: Iterator[str], closers: list[io.IOBase], with_header: bool
     ) -> Generator[Record, None, None]:
+        """The records of ``lines``, from their start.
+
+        Lines come ``BATCH_LINES`` at a time. A batch with no quote character, NUL, Excel guard or
+        overlong line is one record a line, so it is parsed and checked as a whole and its records
+        made without a Python step per row; any other batch (and the header) goes through the
+        record-by-record loop, which reads on past the batch to the end of a record that does.
+        """
         settings = self.settings
         new = tuple.__new__
         limit = MAX_FIELD_LENGTH
@@ -792,68 +801,125 @@ class CsvSource:
                 raise self._decode_error(1) from None
             if first is None:
                 return
-            reader = csv.reader(
-                itertools.chain((first,), lines),
-                delimiter=settings.delimiter or ",",
-                quotechar=settings.quotechar or '"',
-                quoting=csv.QUOTE_MINIMAL if settings.quotechar else csv.QUOTE_NONE,
-                doublequote=True,
-                skipinitialspace=False,
-                strict=True,
-            )
-            next_row = reader.__next__
-            previous = skip
+            dialect = {
+                "delimiter": settings.delimiter or ",",
+                "quotechar": settings.quotechar or '"',
+                "quoting": csv.QUOTE_MINIMAL if settings.quotechar else csv.QUOTE_NONE,
+                "doublequote": True,
+                "skipinitialspace": False,
+                "strict": True,
+            }
+            quote = settings.quotechar
+            source = itertools.chain((first,), lines)
+            previous = skip  # the physical line the last record ended on
+            batch: list[str] = []
             while True:
-                try:
-                    row = next_row()
-                except StopIteration:
-                    return
-                except csv.Error as exc:
+                if not header_pending and ncols:
+                    # ---- a batch of lines at once
+                    batch = []
+                    try:
+                        batch.extend(itertools.islice(source, BATCH_LINES))
+                    except UnicodeDecodeError:
+                        raise self._decode_error(previous + len(batch) + 1) from None
+                    if not batch:
+                        return
+                    text = "".join(batch)
+                    rows: list[list[str]] | None = None
+                    if not (
+                        (quote and quote in text)
+                        or "\x00" in text
+                        or (guard and "'" in text)
+                        or (len(text) > limit and max(map(len, batch)) > limit)
+                    ):
+                        try:
+                            rows = list(csv.reader(batch, **dialect))  # type: ignore[arg-type]
+                        except csv.Error:
+                            rows = None
+                        if rows is not None and len(rows) != len(batch):
+                            rows = None
+                    if rows is not None:
+                        first_line = previous + 1
+                        previous += len(batch)
+                        lines_of: Iterable[int] = range(first_line, previous + 1)
+                        if not all(map(any, rows)):  # blank lines: left out, counted
+                            keep = [i for i, row in enumerate(rows) if any(row)]
+                            blank += len(rows) - len(keep)
+                            rows = [rows[i] for i in keep]
+                            lines_of = [first_line + i for i in keep]
+                        if not rows:
+                            continue
+                        if min(map(len, rows)) == max(map(len, rows)) == ncols:
+                            yield from map(new, itertools.repeat(Record),
+                                           zip(lines_of, rows, itertools.repeat(None)))
+                            continue
+                        for start, row in zip(lines_of, rows, strict=True):
+                            if len(row) == ncols:
+                                yield new(Record, (start, row, None))
+                            elif len(row) > ncols and not any(row[ncols:]):
+                                yield new(Record, (start, row[:ncols], None))
+                            else:
+                                problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
+                                    line=start, count=len(row), header=header_word, expected=ncols
+                                )
+                                yield new(Record, (start, row, problem))
+                        continue
+                # ---- record by record: the header, and any batch the fast path cannot take
+                base = previous
+                target = previous + len(batch)
+                reader = csv.reader(itertools.chain(batch, source), **dialect)  # type: ignore[arg-type]
+                batch = []
+                next_row = reader.__next__
+                while header_pending or not ncols or previous < target:
+                    try:
+                        row = next_row()
+                    except StopIteration:
+                        return
+                    except csv.Error as exc:
+                        start = previous + 1
+                        previous = base + reader.line_num
+                        outcome = self._csv_problem(start, previous, str(exc))
+                        if isinstance(outcome, CsvReadError):
+                            raise outcome from None
+                        if header_pending:
+                            raise CsvReadError(
+                                _("Rubrikraden kan inte läsas. {problem}").format(problem=outcome),
+                                start,
+                            ) from None
+                        yield new(Record, (start, [], outcome))
+                        continue
+                    except UnicodeDecodeError:
+                        raise self._decode_error(previous + 1) from None
                     start = previous + 1
-                    previous = skip + reader.line_num
-                    outcome = self._csv_problem(start, previous, str(exc))
-                    if isinstance(outcome, CsvReadError):
-                        raise outcome from None
+                    previous = base + reader.line_num
+                    if not any(row):
+                        blank += 1
+                        continue
+                    # One join gates the rarer checks: field length, NUL, the Excel guard.
+                    joined = "\x1f".join(row)
+                    if len(joined) > limit and max(map(len, row)) > limit:
+                        raise self._too_long(start, row)
+                    if "\x00" in joined:
+                        raise self._nul_error(start)
                     if header_pending:
-                        raise CsvReadError(
-                            _("Rubrikraden kan inte läsas. {problem}").format(problem=outcome),
-                            start,
-                        ) from None
-                    yield new(Record, (start, [], outcome))
-                    continue
-                except UnicodeDecodeError:
-                    raise self._decode_error(previous + 1) from None
-                start = previous + 1
-                previous = skip + reader.line_num
-                if not any(row):
-                    blank += 1
-                    continue
-                # One join gates the rarer checks: field length, NUL, the Excel guard.
-                joined = "\x1f".join(row)
-                if len(joined) > limit and max(map(len, row)) > limit:
-                    raise self._too_long(start, row)
-                if "\x00" in joined:
-                    raise self._nul_error(start)
-                if header_pending:
-                    header_pending = False
-                    if with_header:
-                        yield new(Record, (start, row, _HEADER))
-                    ncols = len(self.header)
-                    continue
-                if guard and (joined[:1] == "'" or "\x1f'" in joined):
-                    row = [v[1:] if v[:1] == "'" and v[1:2] in guard_next else v for v in row]
-                if not ncols:
-                    ncols = len(self.header) or len(row)
-                if len(row) == ncols:
-                    yield new(Record, (start, row, None))
-                elif len(row) > ncols and not any(row[ncols:]):
-                    # Trailing empty fields (``a;b;;``): Excel writes them; not a problem.
-                    yield new(Record, (start, row[:ncols], None))
-                else:
-                    problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
-                        line=start, count=len(row), header=header_word, expected=ncols
-                    )
-                    yield new(Record, (start, row, problem))
+                        header_pending = False
+                        if with_header:
+                            yield new(Record, (start, row, _HEADER))
+                        ncols = len(self.header)
+                        continue
+                    if guard and (joined[:1] == "'" or "\x1f'" in joined):
+                        row = [v[1:] if v[:1] == "'" and v[1:2] in guard_next else v for v in row]
+                    if not ncols:
+                        ncols = len(self.header) or len(row)
+                    if len(row) == ncols:
+                        yield new(Record, (start, row, None))
+                    elif len(row) > ncols and not any(row[ncols:]):
+                        # Trailing empty fields (``a;b;;``): Excel writes them; not a problem.
+                        yield new(Record, (start, row[:ncols], None))
+                    else:
+                        problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
+                            line=start, count=len(row), header=header_word, expected=ncols
+                        )
+                        yield new(Record, (start, row, problem))
         finally:
             self.blank_rows = blank
             for closer in closers:
