@@ -773,10 +773,11 @@ class CsvSource:
     ) -> Generator[Record, None, None]:
         """The records of ``lines``, from their start.
 
-        Lines come ``BATCH_LINES`` at a time. A batch with no quote character, NUL, Excel guard or
-        overlong line is one record a line, so it is parsed and checked as a whole and its records
-        made without a Python step per row; any other batch (and the header) goes through the
-        record-by-record loop, which reads on past the batch to the end of a record that does.
+        Lines come ``BATCH_LINES`` at a time. A batch without NUL, Excel guard or overlong line that
+        parses without an error into one record a line (no quoted line break) is checked as a whole
+        and its records made without a Python step per row; any other batch (and the header) goes
+        through the record-by-record loop, which reads on past the batch to the end of a record
+        that does, and says what is wrong where.
         """
         settings = self.settings
         new = tuple.__new__
@@ -809,7 +810,6 @@ class CsvSource:
                 "skipinitialspace": False,
                 "strict": True,
             }
-            quote = settings.quotechar
             source = itertools.chain((first,), lines)
             previous = skip  # the physical line the last record ended on
             batch: list[str] = []
@@ -826,8 +826,7 @@ class CsvSource:
                     text = "".join(batch)
                     rows: list[list[str]] | None = None
                     if not (
-                        (quote and quote in text)
-                        or "\x00" in text
+                        "\x00" in text
                         or (guard and "'" in text)
                         or (len(text) > limit and max(map(len, batch)) > limit)
                     ):
@@ -836,7 +835,7 @@ class CsvSource:
                         except csv.Error:
                             rows = None
                         if rows is not None and len(rows) != len(batch):
-                            rows = None
+                            rows = None  # a quoted line break: a record over several lines
                     if rows is not None:
                         first_line = previous + 1
                         previous += len(batch)
