@@ -833,6 +833,29 @@ def test_domain_modules_import_neither_textual_nor_rich() -> None:
 # Round trip against the csv module's writer
 
 
+def _field(value: str, delimiter: str) -> str:
+    # csv.writer of Python 3.11 leaves a lone CR unquoted with a LF terminator; quote here.
+    if any(c in value for c in (delimiter, '"', "\r", "\n")):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _csv_text(
+    header: list[str], rows: list[list[str]], delimiter: str, terminator: str
+) -> tuple[str, list[tuple[int, list[str]]]]:
+    """The file's text and its non-blank rows with the physical line each starts on."""
+    parts = [delimiter.join(header) + terminator]
+    line = 2
+    expected: list[tuple[int, list[str]]] = []
+    for row in rows:
+        part = delimiter.join(_field(v, delimiter) for v in row) + terminator
+        if any(row):
+            expected.append((line, row))
+        line += len(csvread._LINE_BREAK.findall(part))
+        parts.append(part)
+    return "".join(parts), expected
+
+
 _cell = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
 )
@@ -849,20 +872,8 @@ _cell = st.text(
 def test_round_trip_with_line_numbers(
     rows: list[list[str]], delimiter: str, terminator: str, encoding: str
 ) -> None:
-    def field(value: str) -> str:
-        # csv.writer of Python 3.11 leaves a lone CR unquoted with a LF terminator; quote here.
-        if any(c in value for c in (delimiter, '"', "\r", "\n")):
-            return '"' + value.replace('"', '""') + '"'
-        return value
-
     header = [f"k{i}" for i in range(len(rows[0]))]
-    text = delimiter.join(header) + terminator
-    expected: list[tuple[int, list[str]]] = []
-    for row in rows:
-        line = len(csvread._LINE_BREAK.findall(text)) + 1
-        text += delimiter.join(field(v) for v in row) + terminator
-        if any(row):
-            expected.append((line, row))
+    text, expected = _csv_text(header, rows, delimiter, terminator)
     data = text.encode(encoding)
     if not expected:
         with pytest.raises(CsvReadError, match="bara en rubrikrad"):
@@ -891,18 +902,7 @@ def test_round_trip_across_batches(
     for _ in range(rnd.randint(0, 5)):
         rows.insert(rnd.randrange(len(rows)), ["", "", ""])
 
-    def field(value: str) -> str:
-        if any(c in value for c in (delimiter, '"', "\r", "\n")):
-            return '"' + value.replace('"', '""') + '"'
-        return value
-
-    text = delimiter.join(["a", "b", "c"]) + terminator
-    expected: list[tuple[int, list[str]]] = []
-    for row in rows:
-        line = len(csvread._LINE_BREAK.findall(text)) + 1
-        text += delimiter.join(field(v) for v in row) + terminator
-        if any(row):
-            expected.append((line, row))
+    text, expected = _csv_text(["a", "b", "c"], rows, delimiter, terminator)
     if not expected:
         return
     source = open_csv(text.encode("utf-8"), ReadSettings(delimiter=delimiter, excel_guard=False))

@@ -788,6 +788,17 @@ class CsvSource:
         ncols = len(self.header) if not header_pending else 0
         header_word = _("rubriken") if settings.has_header else _("första raden")
         blank = 0
+
+        def other_width(start: int, row: list[str]) -> Record:
+            """A record whose field count is not the header's."""
+            if len(row) > ncols and not any(row[ncols:]):
+                # Trailing empty fields (``a;b;;``): Excel writes them; not a problem.
+                return new(Record, (start, row[:ncols], None))
+            problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
+                line=start, count=len(row), header=header_word, expected=ncols
+            )
+            return new(Record, (start, row, problem))
+
         try:
             skip = settings.first_row - 1
             try:
@@ -852,15 +863,7 @@ class CsvSource:
                                            zip(lines_of, rows, itertools.repeat(None)))
                             continue
                         for start, row in zip(lines_of, rows, strict=True):
-                            if len(row) == ncols:
-                                yield new(Record, (start, row, None))
-                            elif len(row) > ncols and not any(row[ncols:]):
-                                yield new(Record, (start, row[:ncols], None))
-                            else:
-                                problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
-                                    line=start, count=len(row), header=header_word, expected=ncols
-                                )
-                                yield new(Record, (start, row, problem))
+                            yield new(Record, (start, row, None)) if len(row) == ncols else other_width(start, row)
                         continue
                 # ---- record by record: the header, and any batch the fast path cannot take
                 base = previous
@@ -909,16 +912,7 @@ class CsvSource:
                         row = [v[1:] if v[:1] == "'" and v[1:2] in guard_next else v for v in row]
                     if not ncols:
                         ncols = len(self.header) or len(row)
-                    if len(row) == ncols:
-                        yield new(Record, (start, row, None))
-                    elif len(row) > ncols and not any(row[ncols:]):
-                        # Trailing empty fields (``a;b;;``): Excel writes them; not a problem.
-                        yield new(Record, (start, row[:ncols], None))
-                    else:
-                        problem = _("Rad {line} har {count} fält, {header} har {expected}.").format(
-                            line=start, count=len(row), header=header_word, expected=ncols
-                        )
-                        yield new(Record, (start, row, problem))
+                    yield new(Record, (start, row, None)) if len(row) == ncols else other_width(start, row)
         finally:
             self.blank_rows = blank
             for closer in closers:
