@@ -773,11 +773,11 @@ class CsvSource:
     ) -> Generator[Record, None, None]:
         """The records of ``lines``, from their start.
 
-        Lines come ``BATCH_LINES`` at a time. A batch without NUL, Excel guard or overlong line that
-        parses without an error into one record a line (no quoted line break) is checked as a whole
-        and its records made without a Python step per row; any other batch (and the header) goes
-        through the record-by-record loop, which reads on past the batch to the end of a record
-        that does, and says what is wrong where.
+        Lines come ``BATCH_LINES`` at a time. A batch without NUL or overlong line that parses
+        without an error into one record a line (no quoted line break), with no value starting with
+        the Excel guard's ``'``, is checked as a whole and its records made without a Python step
+        per row; any other batch (and the header) goes through the record-by-record loop, which
+        reads on past the batch to the end of a record that does, and says what is wrong where.
         """
         settings = self.settings
         new = tuple.__new__
@@ -836,17 +836,17 @@ class CsvSource:
                         return
                     text = "".join(batch)
                     rows: list[list[str]] | None = None
-                    if not (
-                        "\x00" in text
-                        or (guard and "'" in text)
-                        or (len(text) > limit and max(map(len, batch)) > limit)
-                    ):
+                    if not ("\x00" in text or (len(text) > limit and max(map(len, batch)) > limit)):
                         try:
                             rows = list(csv.reader(batch, **dialect))  # type: ignore[arg-type]
                         except csv.Error:
                             rows = None
                         if rows is not None and len(rows) != len(batch):
                             rows = None  # a quoted line break: a record over several lines
+                        if rows and guard and "'" in text:
+                            cells = "\x1f" + "\x1f".join(itertools.chain.from_iterable(rows))
+                            if "\x1f'" in cells:
+                                rows = None  # a value the Excel export guarded
                     if rows is not None:
                         first_line = previous + 1
                         previous += len(batch)

@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -261,9 +262,9 @@ class ImportPlan:
         self._late_errors: set[int] = set()
         self._marks: dict[str, tuple[array[int], array[int]]] = {}
         self._mail_matched: set[int] = set()
-        self._tally: dict[str | None, int] = {}
+        self._tally: Counter[str | None] = Counter()  # rows by class as matched (None: new)
         self._carry: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        self._extra_for: tuple[list[str] | None, list[str]] = (None, [])
+        self._extra: list[str] = []  # stored values the update rules need besides the compared ones
         self._pragmas: dict[str, Any] = {}
         self._checkpoint: threading.Thread | None = None
 
@@ -403,6 +404,7 @@ class ImportPlan:
                 "Välj att skapa alla rader som nya kunder, eller koppla en kolumn till kundnummer eller e-post."))
         self.mapping = list(mapping)
         self.fields = fields
+        self._extra = [n for n in ("kind", "country", "first_name", "last_name", "name") if n not in fields]
         self.counts = dict.fromkeys(CLASSES, 0)
         self._cls_index = False
         self._typed_high = set()
@@ -410,7 +412,7 @@ class ImportPlan:
         self._new_rows = []
         self._late_errors = set()
         self._mail_matched = set()
-        self._tally = {}
+        self._tally = Counter()
         self._carry = {}
         self._marks = {"k_number": (array("q"), array("q")), "k_email": (array("q"), array("q"))}
         with self.lock, _no_gc():
@@ -430,9 +432,8 @@ class ImportPlan:
                     if self._late_errors:  # rows of any class became *fel*: count them anew
                         self.counts = self._count_classes()
                     else:  # every row as matched, the ones left without a class new
-                        tally = self._tally
-                        self.counts = {cls: tally.get(cls, 0) for cls in CLASSES}
-                        self.counts[NEW] += tally.get(None, 0)
+                        self.counts = {cls: self._tally[cls] for cls in CLASSES}
+                        self.counts[NEW] += self._tally[None]
             finally:
                 if not self.sqlite:
                     conn.execution_options(isolation_level=self.engine.dialect.default_isolation_level)
@@ -495,9 +496,11 @@ class ImportPlan:
                 # SQLite: the next chunk is looked up while this one is classified; its staging
                 # follows in the worker. (PostgreSQL stages from this thread, so it looks up after.)
                 waiting = (prepared, run(self._lookup, prepared)) if prepared is not None and self.sqlite else None
-                matched = self._match(seq, done, found)
-                self._count_matched(*matched)
-                batches = self._stage_rows(*matched, last=prepared is None)
+                same, plain, special, updates = self._match(seq, done, found)
+                self._tally[SAME] += len(same)
+                self._tally.update(map(_CLS, plain))
+                self._tally.update(map(_CLS, special))
+                batches = self._stage_rows(same, plain, special, updates, last=prepared is None)
                 if batches:
                     staging.append(run(self._run_batches, batches))
                 if prepared is not None and waiting is None:
@@ -589,15 +592,6 @@ class ImportPlan:
             fmt = CELL_SEP.join(["%s"] * len(names))
             return f"printf('{fmt}', {cols})"
         return f"concat_ws(chr(31), {cols})"
-
-    @property
-    def _extra(self) -> list[str]:
-        """Stored values the update rules need besides the compared ones."""
-        fields = self.fields
-        if self._extra_for[0] is not fields:
-            self._extra_for = (fields, [n for n in ("kind", "country", "first_name", "last_name", "name")
-                                        if n not in fields])
-        return self._extra_for[1]
 
     def _in(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """``IN (…)`` for SQLite, ``= ANY(array)`` for PostgreSQL. SQLite's list is padded with NULLs
@@ -757,16 +751,6 @@ class ImportPlan:
                                 (result.warning(j) or None) if j in warnings else None))
         return same, plain, special, updates
 
-    def _count_matched(self, same: list[tuple[Any, ...]], plain: list[tuple[Any, ...]],
-                       special: list[tuple[Any, ...]], _updates: list[tuple[Any, ...]]) -> None:
-        """Count a chunk's rows by class (None: new, numbered later)."""
-        tally = self._tally
-        tally[SAME] = tally.get(SAME, 0) + len(same)
-        for cls in map(_CLS, plain):
-            tally[cls] = tally.get(cls, 0) + 1
-        for cls in map(_CLS, special):
-            tally[cls] = tally.get(cls, 0) + 1
-
     def _match_folded(self, items: Sequence[tuple[str | None, str | None]]) -> dict[str, NumberHit]:
         """Numbers with letters match whatever their case (``k-100`` finds ``K-100``) when no customer
         has the number exactly as typed; two customers that only differ in case match neither."""
@@ -784,9 +768,13 @@ class ImportPlan:
         return {n: hits[0] for n, hits in found.items() if len(hits) == 1}
 
     # ------------------------------------------------------------------ changed rows
-    def _given(self, payload: str) -> dict[str, str | None]:
+    def _cells(self, payload: str) -> list[str]:
+        """A staged (or stored) values string split into its fields' values."""
+        return payload.split(CELL_SEP) if len(self.fields) > 1 else [payload]
+
+    def _given(self, payload: str, cells: list[str] | None = None) -> dict[str, str | None]:
         """The staged values of a row: None where the cell was not given (it leaves the stored value)."""
-        parts = payload.split(CELL_SEP) if len(self.fields) > 1 else [payload]
+        parts = self._cells(payload) if cells is None else cells
         if self.options.empty_clears:
             return dict(zip(self.fields, parts, strict=True))
         return {f: (v if v else None) for f, v in zip(self.fields, parts, strict=True)}
@@ -798,8 +786,7 @@ class ImportPlan:
         ``updates`` (for ``kr_upd``). Returns the class (*uppdateras*, or *oförändrad* when nothing
         is left, *fel* when a value cannot be) and the reason."""
         fields = self.fields
-        many = len(fields) > 1
-        parts = stored.split(CELL_SEP) if many else [stored]
+        parts = self._cells(stored)
         names = self._extra
         more = (extra.split(CELL_SEP) if len(names) > 1 else [extra]) if extra is not None else []
         if len(parts) != len(fields) or len(more) != (len(names) if extra is not None else 0):
@@ -808,9 +795,8 @@ class ImportPlan:
             return ERROR, _("Kunden har ett lagrat värde med ett otillåtet tecken; rätta kunden först")
         old = dict(zip(fields, parts, strict=True))
         old.update(zip(names, more, strict=False))
-        cells = payload.split(CELL_SEP) if many else [payload]
-        given: dict[str, str | None] = dict(zip(fields, cells, strict=True)) if self.options.empty_clears \
-            else {f: (v if v else None) for f, v in zip(fields, cells, strict=True)}
+        cells = self._cells(payload)
+        given = self._given(payload, cells)
         differ = [n for n, a, b in zip(fields, cells, parts, strict=True) if a != b]
         changes, error = self._changes(old, given, "name" in fields, differ)
         if error:
@@ -917,9 +903,9 @@ class ImportPlan:
             hashes.extend(map(hash, staged))
             rows.extend(range(seq + 1, seq + 1 + len(staged)))
             return
-        hashes.extend(map(hash, itertools.compress(staged, map(operator.is_not, staged, itertools.repeat(None)))))
-        rows.extend(itertools.compress(range(seq + 1, seq + 1 + len(staged)),
-                                       map(operator.is_not, staged, itertools.repeat(None))))
+        present = list(map(operator.is_not, staged, itertools.repeat(None)))
+        hashes.extend(map(hash, itertools.compress(staged, present)))
+        rows.extend(itertools.compress(range(seq + 1, seq + 1 + len(staged)), present))
 
     def _candidate_rows(self, column: str) -> list[int]:
         """Rows whose key's hash another row shares (every duplicate key, and the odd collision)."""
